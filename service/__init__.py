@@ -1,0 +1,29 @@
+"""The Flask application: thin request handlers over `workflows`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify
+
+from workflows.db import database_url, make_engine, make_session_factory
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Application factory. No scheduler starts here; it has its own entry point."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(DATABASE_URL=database_url())
+    if config:
+        app.config.from_mapping(config)
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["zhibu.sessions"] = make_session_factory(engine)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @app.get("/")
+    def index():
+        return "<!doctype html><meta charset=utf-8><title>支部</title><h1>支部 · 基层党支部建设标准化</h1>"
+
+    return app

@@ -1,0 +1,195 @@
+"""The `zhibu` command: parse arguments, call one `workflows` function per command, print.
+
+Each command that writes is one unit of work (one transaction). Errors print a readable message
+in Chinese on stderr and exit non-zero; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from typing import Any
+
+import click
+
+from service import create_app
+from workflows import audit, consistency, instances, runner, specs, tasks
+from workflows.clock import LOCAL_TZ, clock_from_env
+from workflows.db import database_url, init_db, make_engine, make_session_factory, transaction
+from workflows.errors import FormInvalid, ZhibuError
+
+
+def _default_actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _factory():
+    return make_session_factory(make_engine(database_url()))
+
+
+def _parse_json(value: str | None, option: str = "--data") -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"不是有效的 JSON（第 {exc.lineno} 行第 {exc.colno} 列：{exc.msg}）", param_hint=option) from exc
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("应为 JSON 对象，例如 '{\"title\": \"...\"}'", param_hint=option)
+    return parsed
+
+
+def _fail(exc: ZhibuError) -> None:
+    click.echo(f"错误：{exc.message}" if not isinstance(exc, FormInvalid) else "错误：表单填写有误", err=True)
+    if isinstance(exc, FormInvalid):
+        for field, message in exc.errors.items():
+            click.echo(f"  {field}：{message}", err=True)
+    sys.exit(1)
+
+
+class _Group(click.Group):
+    """Turns domain errors into a message and exit code 1 for every command."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ZhibuError as exc:
+            _fail(exc)
+
+
+@click.group(cls=_Group)
+def main() -> None:
+    """支部：基层党支部建设标准化流程管理。"""
+
+
+@main.group(cls=_Group)
+def db() -> None:
+    """数据库管理。"""
+
+
+@db.command("init")
+@click.option("--actor", default=_default_actor)
+def db_init(actor: str) -> None:
+    """创建数据库表并部署 bpmn/ 中的流程。"""
+    url = database_url()
+    engine = make_engine(url)
+    init_db(engine)
+    with transaction(make_session_factory(engine)) as session:
+        created = specs.deploy_all(session, now=clock_from_env().now(), actor=actor)
+    click.echo(f"数据库已就绪：{engine.url.render_as_string(hide_password=True)}")
+    click.echo(f"新部署流程版本 {len(created)} 个")
+
+
+@main.command()
+@click.option("--actor", default=_default_actor)
+def deploy(actor: str) -> None:
+    """部署 bpmn/ 与 forms/ 的变更（内容未变则不产生新版本）。"""
+    with transaction(_factory()) as session:
+        created = specs.deploy_all(session, now=clock_from_env().now(), actor=actor)
+        lines = [f"{v.process_id} 版本 {v.id}（{v.content_hash[:12]}）" for v in created]
+    click.echo("\n".join(lines) if lines else "没有变更，无需部署")
+
+
+@main.command()
+@click.argument("process_id")
+@click.option("--data", "data_text", default=None, help="启动数据（JSON 对象）")
+@click.option("--actor", default=_default_actor)
+def start(process_id: str, data_text: str | None, actor: str) -> None:
+    """启动流程，输出新实例编号。"""
+    data = _parse_json(data_text)
+    clock = clock_from_env()
+    row = runner.run_step(
+        _factory(),
+        lambda s: instances.start(s, process_id, data, actor=actor, clock=clock),
+        clock=clock,
+        actor=actor,
+        context={"action": "instance.start", "process_id": process_id, "data": data or {}},
+    )
+    click.echo(row.id)
+
+
+@main.command("tasks")
+@click.option("--instance", "instance_id", type=int, default=None, help="只列出该实例的任务")
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出（含表单 schema 与数据）")
+def list_tasks(instance_id: int | None, as_json: bool) -> None:
+    """列出待办的人工任务。"""
+    with _factory()() as session:
+        rows = tasks.open_rows(session, instance_id)
+        if as_json:
+            items = [instances.task_details(session, row) for row in rows]
+            click.echo(json.dumps(items, ensure_ascii=False, indent=2))
+            return
+        for row in rows:
+            due = row.due_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if row.due_at else "—"
+            late = f"  ⚠ 已逾期（{row.escalation_level} 级）" if row.escalation_level else ""
+            click.echo(f"{row.id}  实例{row.instance_id}  {row.title}  [{row.lane or ''}]  期限 {due}{late}")
+        if not rows:
+            click.echo("没有待办任务")
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--data", "data_text", default=None, help="表单数据（JSON 对象）")
+@click.option("--actor", default=_default_actor)
+def complete(task_id: str, data_text: str | None, actor: str) -> None:
+    """提交并完成一个人工任务。"""
+    data = _parse_json(data_text)
+    clock = clock_from_env()
+    record = runner.run_step(
+        _factory(),
+        lambda s: instances.complete_task(s, task_id, data, actor=actor, clock=clock),
+        clock=clock,
+        actor=actor,
+        context={"action": "task.complete", "task_id": task_id, "data": data or {}},
+    )
+    click.echo(f"已完成：{record.title}（实例 {record.instance_id}）")
+
+
+@main.command()
+def tick() -> None:
+    """触发所有已到期的定时器一次，输出触发数量。"""
+    result = runner.sweep(_factory(), clock=clock_from_env())
+    click.echo(result.fired)
+    for instance_id, message in result.failed.items():
+        click.echo(f"实例 {instance_id} 定时器执行失败：{message}", err=True)
+    if result.failed:
+        sys.exit(1)
+
+
+@main.command()
+def check() -> None:
+    """核对任务索引、定时器索引与流程实际状态。"""
+    with _factory()() as session:
+        problems = list(consistency.mismatches(session))
+    for line in problems:
+        click.echo(line)
+    if problems:
+        click.echo(f"发现 {len(problems)} 处不一致", err=True)
+        sys.exit(1)
+    click.echo("0 处不一致")
+
+
+@main.group(name="audit", cls=_Group)
+def audit_group() -> None:
+    """审计日志。"""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """校验审计日志的哈希链。"""
+    with _factory()() as session:
+        result = audit.verify(session)
+    if result.ok:
+        click.echo(f"审计链完整：共 {result.events} 条事件")
+        return
+    click.echo(f"审计链已被破坏：{result.reason}", err=True)
+    sys.exit(1)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+def serve(host: str, port: int) -> None:
+    """启动网页服务。"""
+    create_app().run(host=host, port=port)

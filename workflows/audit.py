@@ -1,0 +1,124 @@
+"""The audit trail: append-only events chained by SHA-256, and the check that the chain holds.
+
+Concurrency contract: `append` locks the single `audit_head` row (FOR UPDATE on PostgreSQL; the
+SQLite write lock does the same), so events are numbered without gaps and each links to exactly
+one predecessor, even with many writers. The lock is held until the caller's commit; append as
+the last write of a step to keep that window short. An event rolled back with its step never existed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workflows.models import AuditEvent, AuditHead
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON text of a value: sorted keys, no whitespace, UTF-8 kept readable."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def event_hash(
+    *,
+    seq: int,
+    prev_hash: str,
+    occurred_at: datetime,
+    actor: str,
+    action: str,
+    instance_id: int | None,
+    task_id: str | None,
+    bpmn_id: str | None,
+    branch: str | None,
+    data: str,
+) -> str:
+    """Hash of one event's content and its predecessor's hash."""
+    payload = canonical_json(
+        [seq, prev_hash, occurred_at.astimezone(UTC).isoformat(), actor, action, instance_id, task_id, bpmn_id, branch, data]
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def append(
+    session: Session,
+    *,
+    action: str,
+    actor: str,
+    occurred_at: datetime,
+    instance_id: int | None = None,
+    task_id: str | None = None,
+    bpmn_id: str | None = None,
+    branch: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the chain (locks the chain head until the caller commits)."""
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    # Microseconds are kept; SQLite and PostgreSQL both store them, so the hash survives a round trip.
+    fields = dict(
+        seq=head.seq + 1,
+        prev_hash=head.hash,
+        occurred_at=occurred_at,
+        actor=actor,
+        action=action,
+        instance_id=instance_id,
+        task_id=task_id,
+        bpmn_id=bpmn_id,
+        branch=branch,
+        data=canonical_json(data or {}),
+    )
+    event = AuditEvent(**fields, hash=event_hash(**fields))
+    session.add(event)
+    head.seq, head.hash = event.seq, event.hash
+    return event
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Outcome of `verify`: `ok`, the number of events read, and where the chain first breaks."""
+
+    ok: bool
+    events: int
+    broken_event_id: int | None = None
+    reason: str = ""
+
+
+def verify(session: Session) -> Verification:
+    """Walk the chain in storage order and report the first event that was edited, removed, added or moved."""
+    expected_seq, prev_hash, count = 1, "", 0
+    rows = session.execute(select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000))
+    for event in rows.scalars():
+        count += 1
+        if event.seq != expected_seq:
+            what = "之前的事件被删除" if event.seq > expected_seq else "序号重复或顺序被调换"
+            return _broken(count, event, f"序号应为 {expected_seq}，实为 {event.seq}（{what}）")
+        if event.prev_hash != prev_hash:
+            return _broken(count, event, "与上一事件的哈希链接不符（事件被插入、删除或调换）")
+        recomputed = event_hash(
+            seq=event.seq,
+            prev_hash=event.prev_hash,
+            occurred_at=event.occurred_at,
+            actor=event.actor,
+            action=event.action,
+            instance_id=event.instance_id,
+            task_id=event.task_id,
+            bpmn_id=event.bpmn_id,
+            branch=event.branch,
+            data=event.data,
+        )
+        if recomputed != event.hash:
+            return _broken(count, event, "内容与哈希不符（事件被修改）")
+        expected_seq, prev_hash = expected_seq + 1, event.hash
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.seq, head.hash) != (expected_seq - 1, prev_hash):
+        return Verification(False, count, None, f"链尾应为第 {head.seq} 号事件，实际只到第 {expected_seq - 1} 号（末尾事件被删除）")
+    return Verification(True, count)
+
+
+def _broken(count: int, event: AuditEvent, reason: str) -> Verification:
+    return Verification(False, count, event.id, f"事件 id={event.id}：{reason}")

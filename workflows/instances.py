@@ -1,0 +1,279 @@
+"""Starting, loading, advancing and saving workflow instances — one step at a time.
+
+Concurrency contract: every step loads its instance row with SELECT ... FOR UPDATE (on SQLite the
+BEGIN IMMEDIATE of `workflows.db` serializes writers instead), re-checks the task's state under
+that lock, and writes the workflow state, the task index, the timer index and the audit events in
+the caller's transaction. A step that fails leaves the in-memory workflow half-advanced: the caller
+rolls back and never saves it. Functions here never commit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.defaults import StartEvent
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from workflows import audit, forms, specs, tasks, timers
+from workflows.clock import Clock
+from workflows.engine import SCRIPT_ENGINE, SERIALIZER, running_at
+from workflows.errors import Conflict, EngineError, InvalidInput, NotFound
+from workflows.models import ProcessInstance, TaskRecord
+
+
+@dataclass
+class Loaded:
+    """An instance row with its restored workflow, and the index as it stood when loaded."""
+
+    row: ProcessInstance
+    workflow: BpmnWorkflow
+    spec: specs.DeployedSpec
+    tasks_before: dict[str, tasks.TaskView]
+    timers_before: dict[str, timers.WaitingTimer]
+
+
+def _advance(workflow: BpmnWorkflow, clock: Clock, action) -> None:
+    try:
+        with running_at(clock):
+            action()
+    except SpiffWorkflowException as exc:
+        raise EngineError(f"流程引擎执行失败：{exc}") from exc
+    except Exception as exc:  # a failing script or expression in a diagram
+        raise EngineError(f"流程引擎执行失败：{type(exc).__name__}: {exc}") from exc
+
+
+def start_form(deployed: specs.DeployedSpec) -> str | None:
+    """The form file of the process's start event, if it has one."""
+    for task_spec in deployed.spec.task_specs.values():
+        if isinstance(task_spec, StartEvent):
+            return task_spec.extensions.get("properties", {}).get("formJsonSchemaFilename")
+    return None
+
+
+def start(
+    session: Session, process_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
+) -> ProcessInstance:
+    """Start the latest version of a process; start data is checked against the start form."""
+    version = specs.latest_version(session, process_id)
+    deployed = specs.as_deployed(version)
+    schema = deployed.form_schema(start_form(deployed))
+    if data and schema is not None:
+        forms.validate(schema, data)
+    elif data is not None and not isinstance(data, dict):
+        raise InvalidInput("启动数据应为 JSON 对象")
+    now = clock.now()
+    workflow = BpmnWorkflow(deployed.spec, deployed.subprocess_specs, script_engine=SCRIPT_ENGINE)
+    start_task = workflow.get_tasks(spec_name="Start")[0]
+    start_task.data.update(data or {})
+    start_task.data["start_form_submitted"] = bool(data)
+    _advance(workflow, clock, workflow.do_engine_steps)
+    row = ProcessInstance(
+        process_id=process_id,
+        spec_version_id=version.id,
+        spec_hash=version.content_hash,
+        status="running",
+        branch=(data or {}).get("branch"),
+        title=(data or {}).get("title"),
+        state_json="",
+        started_by=actor,
+        created_at=now,
+        updated_at=now,
+    )
+    loaded = Loaded(row, workflow, deployed, {}, {})
+    _save(session, loaded, now)
+    audit.append(
+        session,
+        action="instance.started",
+        actor=actor,
+        occurred_at=now,
+        instance_id=row.id,
+        bpmn_id=process_id,
+        branch=row.branch,
+        data={"process_id": process_id, "version_id": version.id, "data": data or {}},
+    )
+    _finish_if_done(session, loaded, actor, now)
+    return row
+
+
+def load(session: Session, instance_id: int, *, skip_locked: bool = False) -> Loaded | None:
+    """Lock and restore an instance; None if `skip_locked` and another step holds it."""
+    row = session.scalar(
+        select(ProcessInstance)
+        .where(ProcessInstance.id == instance_id)
+        .with_for_update(skip_locked=skip_locked)
+        .execution_options(populate_existing=True)
+    )
+    if row is None:
+        if skip_locked:
+            return None
+        raise NotFound(f"流程实例 {instance_id} 不存在")
+    return restore(session, row)
+
+
+def restore(session: Session, row: ProcessInstance) -> Loaded:
+    """Rebuild the workflow of an instance row from its stored state and its version's spec."""
+    deployed = specs.deployed(session, row.spec_version_id, row.process_id, row.spec_hash)
+    dct = json.loads(row.state_json)
+    dct["spec"] = deployed.spec
+    dct["subprocess_specs"] = deployed.subprocess_specs
+    workflow = SERIALIZER.from_dict(dct)
+    workflow.script_engine = SCRIPT_ENGINE  # not serialized; must be set after every restore
+    return Loaded(row, workflow, deployed, tasks.snapshot(workflow), timers.waiting_timers(workflow))
+
+
+def _save(
+    session: Session, loaded: Loaded, now: datetime, completed: dict[str, str] | None = None
+) -> tuple[dict[str, tasks.TaskView], dict[str, timers.WaitingTimer]]:
+    workflow, row = loaded.workflow, loaded.row
+    after_tasks = tasks.snapshot(workflow)
+    after_timers = timers.waiting_timers(workflow)
+    row.state_json = json.dumps(SERIALIZER.to_dict(workflow), ensure_ascii=False, separators=(",", ":"))
+    row.next_due_at = timers.next_due_at(after_timers)
+    row.updated_at = now
+    if row.id is None:
+        session.add(row)
+    session.flush()
+    tasks.sync(session, row, loaded.tasks_before, after_tasks, now=now, completed=completed)
+    return after_tasks, after_timers
+
+
+def _finish_if_done(session: Session, loaded: Loaded, actor: str, now: datetime) -> None:
+    if loaded.row.status == "running" and loaded.workflow.is_completed():
+        loaded.row.status = "completed"
+        loaded.row.completed_at = now
+        loaded.row.next_due_at = None
+        audit.append(
+            session,
+            action="instance.completed",
+            actor=actor,
+            occurred_at=now,
+            instance_id=loaded.row.id,
+            bpmn_id=loaded.row.process_id,
+            branch=loaded.row.branch,
+        )
+
+
+def task_record(session: Session, task_id: str) -> TaskRecord:
+    """The index row of a task, or NotFound."""
+    row = session.get(TaskRecord, task_id) if _is_uuid(task_id) else None
+    if row is None:
+        raise NotFound(f"任务 {task_id} 不存在")
+    return row
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def complete_task(
+    session: Session, task_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
+) -> TaskRecord:
+    """Complete an open human task with form data, run the engine to the next wait, save."""
+    record = task_record(session, task_id)
+    if record.status != "open":
+        raise Conflict(f"任务“{record.title}”已办结，不能重复提交")
+    loaded = load(session, record.instance_id)
+    task = loaded.workflow.get_task_from_id(UUID(task_id))
+    # Spiff's run() does not check state: a FUTURE task would be completed silently.
+    if task is None or task.state != TaskState.READY or not task.task_spec.manual:
+        raise Conflict(f"任务“{record.title}”当前不可办理（可能已被他人办理）")
+    schema = loaded.spec.form_schema(tasks.form_filename(task))
+    submitted = forms.validate(schema, data if data is not None else {})
+    now = clock.now()
+    task.data.update(submitted)
+
+    def step():
+        task.run()
+        loaded.workflow.do_engine_steps()
+
+    _advance(loaded.workflow, clock, step)
+    if loaded.row.branch is None and isinstance(submitted.get("branch"), str):
+        loaded.row.branch = submitted["branch"]
+    if loaded.row.title is None and isinstance(submitted.get("title"), str):
+        loaded.row.title = submitted["title"]
+    _save(session, loaded, now, completed={task_id: actor})
+    audit.append(
+        session,
+        action="task.completed",
+        actor=actor,
+        occurred_at=now,
+        instance_id=loaded.row.id,
+        task_id=task_id,
+        bpmn_id=record.bpmn_id,
+        branch=loaded.row.branch,
+        data={"title": record.title, "data": submitted},
+    )
+    _finish_if_done(session, loaded, actor, now)
+    # The index row was already written by `tasks.sync`; refresh the object without a second UPDATE.
+    for key, value in (("status", "completed"), ("completed_at", now), ("completed_by", actor)):
+        set_committed_value(record, key, value)
+    return record
+
+
+def fire_due_timers(
+    session: Session, instance_id: int, *, clock: Clock, actor: str = "system:timer"
+) -> int | None:
+    """Fire the due timers of one instance; None if another sweeper holds it, else how many fired."""
+    loaded = load(session, instance_id, skip_locked=True)
+    now = clock.now()
+    if loaded is None or loaded.row.next_due_at is None or loaded.row.next_due_at > now:
+        return None if loaded is None else 0
+
+    def step():
+        loaded.workflow.refresh_timers()
+        loaded.workflow.do_engine_steps()
+
+    _advance(loaded.workflow, clock, step)
+    _, after_timers = _save(session, loaded, now)
+    fired = [t for tid, t in loaded.timers_before.items() if tid not in after_timers]
+    for timer in fired:
+        audit.append(
+            session,
+            action="timer.fired",
+            actor=actor,
+            occurred_at=now,
+            instance_id=loaded.row.id,
+            task_id=timer.task_id,
+            bpmn_id=timer.bpmn_id,
+            branch=loaded.row.branch,
+            data={"timer": timer.name, "due_at": timer.due_at.isoformat() if timer.due_at else None},
+        )
+    _finish_if_done(session, loaded, actor, now)
+    return len(fired)
+
+
+def task_details(session: Session, record: TaskRecord) -> dict[str, Any]:
+    """A task's index fields plus its form schema and current data (restores the workflow, no lock)."""
+    instance = session.get(ProcessInstance, record.instance_id)
+    if instance is None:
+        raise NotFound(f"流程实例 {record.instance_id} 不存在")
+    loaded = restore(session, instance)
+    task = loaded.workflow.get_task_from_id(UUID(record.id))
+    schema = loaded.spec.form_schema(tasks.form_filename(task)) if task is not None else None
+    data = {k: v for k, v in (task.data if task is not None else {}).items() if not callable(v)}
+    return {
+        "id": record.id,
+        "instance_id": record.instance_id,
+        "bpmn_id": record.bpmn_id,
+        "title": record.title,
+        "lane": record.lane,
+        "form_key": record.form_key,
+        "due_at": record.due_at.isoformat() if record.due_at else None,
+        "escalation_level": record.escalation_level,
+        "status": record.status,
+        "schema": schema,
+        "data": data,
+    }

@@ -1,0 +1,88 @@
+"""Units of work: the only code in workflows/ that commits.
+
+Each public function here owns its transactions, as a request, a scheduler tick or a CLI
+command does. A step that fails with an engine error is rolled back whole, and the failure is
+then recorded as an audit event in a transaction of its own, so the trail shows every attempt.
+The timer sweep runs one transaction per instance: one failing instance never stops the sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from workflows import audit, instances, timers
+from workflows.clock import Clock
+from workflows.db import transaction
+from workflows.errors import EngineError
+
+T = TypeVar("T")
+
+
+def run_step(
+    factory: sessionmaker[Session],
+    step: Callable[[Session], T],
+    *,
+    clock: Clock,
+    actor: str,
+    context: dict[str, Any],
+) -> T:
+    """Run `step` in one transaction; on an engine failure roll back, audit the failure, re-raise."""
+    try:
+        with transaction(factory) as session:
+            return step(session)
+    except EngineError as exc:
+        record_failure(factory, clock=clock, actor=actor, context=context, error=exc)
+        raise
+
+
+def record_failure(
+    factory: sessionmaker[Session], *, clock: Clock, actor: str, context: dict[str, Any], error: Exception
+) -> None:
+    """Write a `step.failed` audit event for a step that was rolled back."""
+    with transaction(factory) as session:
+        audit.append(
+            session,
+            action="step.failed",
+            actor=actor,
+            occurred_at=clock.now(),
+            instance_id=context.get("instance_id"),
+            task_id=context.get("task_id"),
+            bpmn_id=context.get("bpmn_id"),
+            branch=context.get("branch"),
+            data={**{k: v for k, v in context.items() if k not in ("instance_id", "task_id")}, "error": str(error)},
+        )
+
+
+@dataclass
+class SweepResult:
+    """What one sweep did: timers fired, instances examined, and instances that failed."""
+
+    fired: int = 0
+    instances: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def sweep(factory: sessionmaker[Session], *, clock: Clock, batch: int = 500) -> SweepResult:
+    """Fire every timer due at `clock.now()`, one transaction per instance."""
+    result = SweepResult()
+    with factory() as session:
+        due = timers.due_instance_ids(session, clock.now(), limit=batch)
+    for instance_id in due:
+        result.instances += 1
+        try:
+            fired = run_step(
+                factory,
+                lambda s, i=instance_id: instances.fire_due_timers(s, i, clock=clock),
+                clock=clock,
+                actor="system:timer",
+                context={"instance_id": instance_id, "action": "timer.fire"},
+            )
+        except EngineError as exc:
+            result.failed[instance_id] = exc.message
+            continue
+        result.fired += fired or 0
+    return result

@@ -1,0 +1,145 @@
+"""The task index: what inboxes read, derived from the workflow after every step.
+
+`snapshot` says which human tasks the workflow has open and how they look; `sync` writes only
+the rows that differ between the snapshot before a step and the one after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+
+from workflows.specs import form_key
+from workflows.timers import timer_instant
+from workflows.models import ProcessInstance, TaskRecord
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """One open human task as the index stores it."""
+
+    id: str
+    bpmn_id: str
+    title: str
+    lane: str | None
+    form_key: str | None
+    due_at: datetime | None
+    escalation_level: int
+
+
+def form_filename(task: Task) -> str | None:
+    """The JSON Schema file a user task's form is rendered from."""
+    return getattr(task.task_spec, "extensions", {}).get("properties", {}).get("formJsonSchemaFilename")
+
+
+def _deadline(task: Task) -> tuple[datetime | None, int]:
+    """Due time and escalation level from the timers attached to a task.
+
+    The earliest attached timer is the deadline; each timer that has already fired is one
+    escalation level. Attached events are the task's siblings under Spiff's boundary split.
+    """
+    parent = task.parent
+    if parent is None or parent.task_spec.__class__.__name__ != "BoundaryEventSplit":
+        return None, 0
+    due, fired = None, 0
+    for sibling in parent.children:
+        definition = getattr(sibling.task_spec, "event_definition", None)
+        if sibling is task or not isinstance(definition, TimerEventDefinition):
+            continue
+        when = timer_instant(sibling._get_internal_data("event_value"))
+        if when is not None and (due is None or when < due):
+            due = when
+        if sibling.state == TaskState.COMPLETED:
+            fired += 1
+    return due, fired
+
+
+def snapshot(workflow: BpmnWorkflow) -> dict[str, TaskView]:
+    """Every READY human task of the workflow, by task id."""
+    views = {}
+    for task in workflow.get_tasks(state=TaskState.READY, manual=True):
+        spec = task.task_spec
+        due, level = _deadline(task)
+        views[str(task.id)] = TaskView(
+            id=str(task.id),
+            bpmn_id=spec.bpmn_id,
+            title=spec.bpmn_name or spec.bpmn_id,
+            lane=spec.lane,
+            form_key=form_key(form_filename(task)),
+            due_at=due,
+            escalation_level=level,
+        )
+    return views
+
+
+def _row(view: TaskView) -> dict:
+    return {
+        "bpmn_id": view.bpmn_id,
+        "title": view.title,
+        "lane": view.lane,
+        "form_key": view.form_key,
+        "due_at": view.due_at,
+        "escalation_level": view.escalation_level,
+    }
+
+
+def sync(
+    session: Session,
+    instance: ProcessInstance,
+    before: dict[str, TaskView],
+    after: dict[str, TaskView],
+    *,
+    now: datetime,
+    completed: dict[str, str] | None = None,
+) -> None:
+    """Write the index rows that changed in a step; `completed` maps task id → who completed it."""
+    completed = completed or {}
+    for task_id in before.keys() - after.keys():
+        done_by = completed.get(task_id)
+        session.execute(
+            update(TaskRecord)
+            .where(TaskRecord.id == task_id)
+            .values(
+                status="completed" if done_by else "cancelled",
+                completed_at=now,
+                completed_by=done_by,
+            )
+        )
+    new = [
+        {
+            "id": view.id,
+            "instance_id": instance.id,
+            "process_id": instance.process_id,
+            "branch": instance.branch,
+            "status": "open",
+            "created_at": now,
+            **_row(view),
+        }
+        for task_id, view in after.items()
+        if task_id not in before
+    ]
+    if new:
+        session.execute(insert(TaskRecord), new)
+    for task_id in before.keys() & after.keys():
+        if before[task_id] != after[task_id]:
+            session.execute(update(TaskRecord).where(TaskRecord.id == task_id).values(**_row(after[task_id])))
+
+
+def open_rows(session: Session, instance_id: int | None = None) -> list[TaskRecord]:
+    """Open task rows, soonest due first (all instances, or one)."""
+    query = select(TaskRecord).where(TaskRecord.status == "open")
+    if instance_id is not None:
+        query = query.where(TaskRecord.instance_id == instance_id)
+    return list(session.scalars(query.order_by(TaskRecord.due_at.is_(None), TaskRecord.due_at, TaskRecord.created_at)))
+
+
+def view_of(row: TaskRecord) -> TaskView:
+    """The index row in the same shape as a snapshot entry, for comparisons."""
+    return TaskView(row.id, row.bpmn_id, row.title, row.lane, row.form_key, row.due_at, row.escalation_level)

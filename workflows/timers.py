@@ -1,0 +1,70 @@
+"""The timer index: each instance's earliest waiting timer, stored as `next_due_at`.
+
+The sweep asks the database only for instances whose `next_due_at` has passed (an indexed range
+query), so its cost grows with the number of due timers, never with the number of open instances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.util.task import TaskState
+
+from workflows.models import ProcessInstance
+
+
+def timer_instant(value) -> datetime | None:
+    """The instant a Spiff timer value names (ISO text, or a cycle's `next`), else None."""
+    if isinstance(value, dict):
+        value = value.get("next")
+    if not isinstance(value, str):
+        return None
+    return TimerEventDefinition.get_datetime(value)
+
+
+@dataclass(frozen=True)
+class WaitingTimer:
+    """A timer event that has not fired yet."""
+
+    task_id: str
+    bpmn_id: str
+    name: str
+    due_at: datetime | None
+
+
+def waiting_timers(workflow: BpmnWorkflow) -> dict[str, WaitingTimer]:
+    """Every waiting timer event of the workflow, by task id."""
+    timers = {}
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        definition = getattr(task.task_spec, "event_definition", None)
+        if isinstance(definition, TimerEventDefinition):
+            timers[str(task.id)] = WaitingTimer(
+                task_id=str(task.id),
+                bpmn_id=task.task_spec.bpmn_id,
+                name=task.task_spec.bpmn_name or definition.name,
+                due_at=timer_instant(task._get_internal_data("event_value")),
+            )
+    return timers
+
+
+def next_due_at(timers: dict[str, WaitingTimer]) -> datetime | None:
+    """The earliest due time among waiting timers."""
+    due = [t.due_at for t in timers.values() if t.due_at is not None]
+    return min(due) if due else None
+
+
+def due_instance_ids(session: Session, now: datetime, limit: int = 500) -> list[int]:
+    """Ids of instances with a timer due at `now`, oldest first; reads the `next_due_at` index only."""
+    return list(
+        session.scalars(
+            select(ProcessInstance.id)
+            .where(ProcessInstance.next_due_at <= now)
+            .order_by(ProcessInstance.next_due_at)
+            .limit(limit)
+        )
+    )
