@@ -44,7 +44,7 @@ def mismatches(session: Session, instance_ids: list[int] | None = None) -> Itera
                         f"实例 {instance.id}：任务 {task_id} 的 {name} 应为 {_fmt(getattr(want, name))}，"
                         f"索引中为 {_fmt(getattr(have, name))}"
                     )
-        due = None if loaded.workflow.is_completed() else timers.next_due_at(timers.waiting_timers(loaded.workflow))
+        due = None if loaded.workflow.is_completed() else timers.next_due_at(timers.scan(loaded.workflow))
         if due != instance.next_due_at:
             yield f"实例 {instance.id}：next_due_at 应为 {_fmt(due)}，索引中为 {_fmt(instance.next_due_at)}"
         status = "completed" if loaded.workflow.is_completed() else "running"

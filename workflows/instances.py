@@ -38,7 +38,7 @@ class Loaded:
     workflow: BpmnWorkflow
     spec: specs.DeployedSpec
     tasks_before: dict[str, tasks.TaskView]
-    timers_before: dict[str, timers.WaitingTimer]
+    timers_before: timers.TimerState
 
 
 def _advance(workflow: BpmnWorkflow, clock: Clock, action) -> None:
@@ -88,8 +88,8 @@ def start(
         created_at=now,
         updated_at=now,
     )
-    loaded = Loaded(row, workflow, deployed, {}, {})
-    _save(session, loaded, now)
+    loaded = Loaded(row, workflow, deployed, {}, timers.TimerState({}, {}))
+    after = _save(session, loaded, now)
     audit.append(
         session,
         action="instance.started",
@@ -100,6 +100,7 @@ def start(
         branch=row.branch,
         data={"process_id": process_id, "version_id": version.id, "data": data or {}},
     )
+    _audit_fired_timers(session, loaded, after, now)
     _finish_if_done(session, loaded, actor, now)
     return row
 
@@ -127,15 +128,16 @@ def restore(session: Session, row: ProcessInstance) -> Loaded:
     dct["subprocess_specs"] = deployed.subprocess_specs
     workflow = SERIALIZER.from_dict(dct)
     workflow.script_engine = SCRIPT_ENGINE  # not serialized; must be set after every restore
-    return Loaded(row, workflow, deployed, tasks.snapshot(workflow), timers.waiting_timers(workflow))
+    return Loaded(row, workflow, deployed, tasks.snapshot(workflow), timers.scan(workflow))
 
 
 def _save(
     session: Session, loaded: Loaded, now: datetime, completed: dict[str, str] | None = None
-) -> tuple[dict[str, tasks.TaskView], dict[str, timers.WaitingTimer]]:
+) -> timers.TimerState:
+    """Write the workflow state, timer index and changed task-index rows; return the timers after."""
     workflow, row = loaded.workflow, loaded.row
     after_tasks = tasks.snapshot(workflow)
-    after_timers = timers.waiting_timers(workflow)
+    after_timers = timers.scan(workflow)
     row.state_json = json.dumps(SERIALIZER.to_dict(workflow), ensure_ascii=False, separators=(",", ":"))
     row.next_due_at = timers.next_due_at(after_timers)
     row.updated_at = now
@@ -143,7 +145,27 @@ def _save(
         session.add(row)
     session.flush()
     tasks.sync(session, row, loaded.tasks_before, after_tasks, now=now, completed=completed)
-    return after_tasks, after_timers
+    return after_timers
+
+
+def _audit_fired_timers(
+    session: Session, loaded: Loaded, after: timers.TimerState, now: datetime, actor: str = "system:timer"
+) -> int:
+    """Audit each timer that fired during this step (in a sweep, or at once when already overdue)."""
+    fired = [t for tid, t in after.fired.items() if tid not in loaded.timers_before.fired]
+    for timer in fired:
+        audit.append(
+            session,
+            action="timer.fired",
+            actor=actor,
+            occurred_at=now,
+            instance_id=loaded.row.id,
+            task_id=timer.task_id,
+            bpmn_id=timer.bpmn_id,
+            branch=loaded.row.branch,
+            data={"timer": timer.name, "due_at": timer.due_at.isoformat() if timer.due_at else None},
+        )
+    return len(fired)
 
 
 def _finish_if_done(session: Session, loaded: Loaded, actor: str, now: datetime) -> None:
@@ -204,7 +226,7 @@ def complete_task(
         loaded.row.branch = submitted["branch"]
     if loaded.row.title is None and isinstance(submitted.get("title"), str):
         loaded.row.title = submitted["title"]
-    _save(session, loaded, now, completed={task_id: actor})
+    after = _save(session, loaded, now, completed={task_id: actor})
     audit.append(
         session,
         action="task.completed",
@@ -216,6 +238,7 @@ def complete_task(
         branch=loaded.row.branch,
         data={"title": record.title, "data": submitted},
     )
+    _audit_fired_timers(session, loaded, after, now)
     _finish_if_done(session, loaded, actor, now)
     # The index row was already written by `tasks.sync`; refresh the object without a second UPDATE.
     for key, value in (("status", "completed"), ("completed_at", now), ("completed_by", actor)):
@@ -237,22 +260,9 @@ def fire_due_timers(
         loaded.workflow.do_engine_steps()
 
     _advance(loaded.workflow, clock, step)
-    _, after_timers = _save(session, loaded, now)
-    fired = [t for tid, t in loaded.timers_before.items() if tid not in after_timers]
-    for timer in fired:
-        audit.append(
-            session,
-            action="timer.fired",
-            actor=actor,
-            occurred_at=now,
-            instance_id=loaded.row.id,
-            task_id=timer.task_id,
-            bpmn_id=timer.bpmn_id,
-            branch=loaded.row.branch,
-            data={"timer": timer.name, "due_at": timer.due_at.isoformat() if timer.due_at else None},
-        )
+    fired = _audit_fired_timers(session, loaded, _save(session, loaded, now), now, actor)
     _finish_if_done(session, loaded, actor, now)
-    return len(fired)
+    return fired
 
 
 def task_details(session: Session, record: TaskRecord) -> dict[str, Any]:

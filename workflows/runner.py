@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from workflows import audit, instances, timers
 from workflows.clock import Clock
 from workflows.db import transaction
-from workflows.errors import EngineError
+from workflows.errors import Conflict, EngineError
 
 T = TypeVar("T")
 
@@ -34,6 +35,8 @@ def run_step(
     try:
         with transaction(factory) as session:
             return step(session)
+    except StaleDataError as exc:
+        raise Conflict("该流程已被他人同时修改，请刷新后重试") from exc
     except EngineError as exc:
         record_failure(factory, clock=clock, actor=actor, context=context, error=exc)
         raise

@@ -37,24 +37,34 @@ class WaitingTimer:
     due_at: datetime | None
 
 
-def waiting_timers(workflow: BpmnWorkflow) -> dict[str, WaitingTimer]:
-    """Every waiting timer event of the workflow, by task id."""
-    timers = {}
-    for task in workflow.get_tasks(state=TaskState.WAITING):
+@dataclass(frozen=True)
+class TimerState:
+    """The workflow's timers: those still waiting, and every one that has fired."""
+
+    waiting: dict[str, WaitingTimer]
+    fired: dict[str, WaitingTimer]
+
+
+def scan(workflow: BpmnWorkflow) -> TimerState:
+    """Every timer event of the workflow that is waiting or has fired, by task id."""
+    waiting, fired = {}, {}
+    for task in workflow.get_tasks(state=TaskState.WAITING | TaskState.COMPLETED):
         definition = getattr(task.task_spec, "event_definition", None)
-        if isinstance(definition, TimerEventDefinition):
-            timers[str(task.id)] = WaitingTimer(
-                task_id=str(task.id),
-                bpmn_id=task.task_spec.bpmn_id,
-                name=task.task_spec.bpmn_name or definition.name,
-                due_at=timer_instant(task._get_internal_data("event_value")),
-            )
-    return timers
+        if not isinstance(definition, TimerEventDefinition):
+            continue
+        timer = WaitingTimer(
+            task_id=str(task.id),
+            bpmn_id=task.task_spec.bpmn_id,
+            name=task.task_spec.bpmn_name or definition.name,
+            due_at=timer_instant(task._get_internal_data("event_value")),
+        )
+        (waiting if task.state == TaskState.WAITING else fired)[timer.task_id] = timer
+    return TimerState(waiting, fired)
 
 
-def next_due_at(timers: dict[str, WaitingTimer]) -> datetime | None:
+def next_due_at(state: TimerState) -> datetime | None:
     """The earliest due time among waiting timers."""
-    due = [t.due_at for t in timers.values() if t.due_at is not None]
+    due = [t.due_at for t in state.waiting.values() if t.due_at is not None]
     return min(due) if due else None
 
 

@@ -1,0 +1,96 @@
+"""A driver that runs workflow steps the way entry points do: one transaction per step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from workflows import audit, consistency, instances, runner, specs, tasks, timers
+from workflows.clock import FixedClock
+from workflows.db import make_engine, make_session_factory
+from workflows.models import AuditEvent, ProcessInstance, TaskRecord
+
+REGISTERED = {"source": "自查", "branch": "一支部", "title": "支委会记录不全", "description": "三季度缺两次支委会记录"}
+ASSIGNED = {"responsible": "zhangsan", "measures": "补齐会议记录并建立台账", "deadline": "2026-11-30"}
+FIXED = {"done": "已补齐记录", "evidence": ["支委会记录-10月.pdf"]}
+
+
+class Driver:
+    """Runs steps in one of two modes.
+
+    `straight`: one engine and one session for the whole scenario (commit after each step).
+    `restored`: a brand-new engine and session before every step, with the parsed-spec cache
+    cleared, so every step restores the workflow and its spec from the database alone.
+    """
+
+    def __init__(self, url: str, clock: FixedClock, mode: str):
+        self.url, self.clock, self.mode = url, clock, mode
+        self._engine = make_engine(url)
+        self._factory = make_session_factory(self._engine)
+
+    def factory(self):
+        if self.mode == "restored":
+            self._engine.dispose()
+            specs.clear_cache()
+            self._engine = make_engine(self.url)
+            self._factory = make_session_factory(self._engine)
+        return self._factory
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def step(self, fn, actor: str = "tester", **context: Any):
+        return runner.run_step(self.factory(), fn, clock=self.clock, actor=actor, context=context)
+
+    def start(self, data: dict | None = None, process: str = "rectification", actor: str = "tester") -> int:
+        row = self.step(lambda s: instances.start(s, process, data, actor=actor, clock=self.clock), actor)
+        return row.id
+
+    def complete(self, task_id: str, data: dict | None, actor: str = "tester") -> TaskRecord:
+        return self.step(
+            lambda s: instances.complete_task(s, task_id, data, actor=actor, clock=self.clock),
+            actor,
+            task_id=task_id,
+        )
+
+    def tick(self) -> int:
+        return runner.sweep(self.factory(), clock=self.clock).fired
+
+    def open_tasks(self, instance_id: int) -> list[TaskRecord]:
+        with self.factory()() as session:
+            return tasks.open_rows(session, instance_id)
+
+    def only_task(self, instance_id: int) -> TaskRecord:
+        rows = self.open_tasks(instance_id)
+        assert len(rows) == 1, [r.bpmn_id for r in rows]
+        return rows[0]
+
+    def instance(self, instance_id: int) -> ProcessInstance:
+        with self.factory()() as session:
+            return session.get(ProcessInstance, instance_id)
+
+    def task_data(self, task_id: str) -> dict:
+        with self.factory()() as session:
+            return instances.task_details(session, instances.task_record(session, task_id))["data"]
+
+    def mismatches(self, instance_id: int | None = None) -> list[str]:
+        with self.factory()() as session:
+            return list(consistency.mismatches(session, None if instance_id is None else [instance_id]))
+
+    def workflow_truth(self, instance_id: int) -> tuple[dict, object]:
+        """The open tasks and next timer the workflow itself reports."""
+        with self.factory()() as session:
+            loaded = instances.restore(session, session.get(ProcessInstance, instance_id))
+            return tasks.snapshot(loaded.workflow), timers.next_due_at(timers.scan(loaded.workflow))
+
+    def events(self, instance_id: int | None = None) -> list[AuditEvent]:
+        with self.factory()() as session:
+            query = select(AuditEvent).order_by(AuditEvent.seq)
+            if instance_id is not None:
+                query = query.where(AuditEvent.instance_id == instance_id)
+            return list(session.scalars(query))
+
+    def verify(self) -> audit.Verification:
+        with self.factory()() as session:
+            return audit.verify(session)
