@@ -1,0 +1,131 @@
+"""The audit chain: every step leaves an event, and any tampering is found."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, select, update
+
+from tests.support import ASSIGNED, FIXED, REGISTERED, Driver
+from workflows import audit
+from workflows.db import transaction
+from workflows.models import AuditEvent, AuditHead
+
+
+@pytest.fixture
+def trail(db_url, deployed, clock):
+    """A database with a short, valid trail: deploy, start, two completions, a timer."""
+    driver = Driver(db_url, clock, "straight")
+    iid = driver.start(REGISTERED, actor="office1")
+    driver.complete(driver.only_task(iid).id, ASSIGNED, actor="secretary1")
+    clock.advance(days=10)
+    assert driver.tick() == 1
+    driver.complete(driver.only_task(iid).id, FIXED, actor="zhangsan")
+    yield driver, deployed
+    driver.close()
+
+
+def ids(factory) -> list[int]:
+    with factory() as s:
+        return list(s.scalars(select(AuditEvent.id).order_by(AuditEvent.id)))
+
+
+def verify(factory) -> audit.Verification:
+    with factory() as s:
+        return audit.verify(s)
+
+
+def test_every_step_is_an_event_with_actor_time_instance_task_and_data(trail):
+    driver, _ = trail
+    events = driver.events()
+    assert [e.action for e in events] == [
+        "spec.deployed",
+        "instance.started",
+        "task.completed",
+        "timer.fired",
+        "task.completed",
+    ]
+    started, assigned, fired, fixed = events[1:]
+    assert started.actor == "office1" and started.instance_id is not None
+    assert '"title":"支委会记录不全"' in started.data
+    assert (assigned.actor, assigned.bpmn_id, assigned.branch) == ("secretary1", "assign", "一支部")
+    assert assigned.task_id is not None and '"deadline":"2026-11-30"' in assigned.data
+    assert fired.actor == "system:timer" and fired.bpmn_id == "fix_deadline"
+    assert fixed.occurred_at == driver.clock.now()
+    result = driver.verify()
+    assert result.ok and result.events == 5
+
+
+def test_edit_is_detected(trail):
+    _, factory = trail
+    target = ids(factory)[2]
+    with transaction(factory) as s:
+        s.execute(update(AuditEvent).where(AuditEvent.id == target).values(actor="someone-else"))
+    result = verify(factory)
+    assert not result.ok and result.broken_event_id == target and "被修改" in result.reason
+
+
+def test_delete_is_detected(trail):
+    _, factory = trail
+    doomed = ids(factory)[2]
+    with transaction(factory) as s:
+        s.execute(delete(AuditEvent).where(AuditEvent.id == doomed))
+    result = verify(factory)
+    assert not result.ok and result.broken_event_id == doomed + 1
+
+
+def test_delete_of_last_event_is_detected(trail):
+    _, factory = trail
+    last = ids(factory)[-1]
+    with transaction(factory) as s:
+        s.execute(delete(AuditEvent).where(AuditEvent.id == last))
+    result = verify(factory)
+    assert not result.ok and "末尾" in result.reason
+
+
+def test_insert_is_detected(trail):
+    _, factory = trail
+    with transaction(factory) as s:
+        first = s.scalars(select(AuditEvent).order_by(AuditEvent.id)).first()
+        head = s.get(AuditHead, 1)
+        forged = AuditEvent(
+            seq=head.seq + 1,
+            occurred_at=first.occurred_at,
+            actor="forger",
+            action="task.completed",
+            instance_id=first.instance_id,
+            task_id=None,
+            bpmn_id="signoff",
+            branch="一支部",
+            data="{}",
+            prev_hash=head.hash,
+            hash="0" * 64,
+        )
+        s.add(forged)
+        s.flush()
+        forged_id = forged.id
+    result = verify(factory)
+    assert not result.ok and result.broken_event_id == forged_id
+
+
+def test_reorder_is_detected(trail):
+    _, factory = trail
+    a, b = ids(factory)[1:3]
+    columns = ["seq", "occurred_at", "actor", "action", "instance_id", "task_id", "bpmn_id", "branch", "data"]
+    columns += ["prev_hash", "hash"]
+    with transaction(factory) as s:
+        row_a, row_b = s.get(AuditEvent, a), s.get(AuditEvent, b)
+        values_a = {c: getattr(row_a, c) for c in columns}
+        values_b = {c: getattr(row_b, c) for c in columns}
+        s.execute(update(AuditEvent).where(AuditEvent.id == a).values(**{**values_b, "seq": -1}))
+        s.execute(update(AuditEvent).where(AuditEvent.id == b).values(**values_a))
+        s.execute(update(AuditEvent).where(AuditEvent.id == a).values(seq=values_b["seq"]))
+    result = verify(factory)
+    assert not result.ok and result.broken_event_id == a
+
+
+def test_untouched_chain_verifies_after_many_writers(trail):
+    driver, factory = trail
+    for _ in range(3):
+        driver.start(REGISTERED)
+    result = verify(factory)
+    assert result.ok and result.events == 8
