@@ -34,9 +34,11 @@ def _parse_json(value: str | None, option: str = "--data") -> dict[str, Any] | N
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"不是有效的 JSON（第 {exc.lineno} 行第 {exc.colno} 列：{exc.msg}）", param_hint=option) from exc
+        raise click.BadParameter(
+            f"不是有效的 JSON（第 {exc.lineno} 行第 {exc.colno} 列：{exc.msg}）", param_hint=option
+        ) from exc
     if not isinstance(parsed, dict):
-        raise click.BadParameter("应为 JSON 对象，例如 '{\"title\": \"...\"}'", param_hint=option)
+        raise click.BadParameter('应为 JSON 对象，例如 \'{"title": "..."}\'', param_hint=option)
     return parsed
 
 
@@ -99,13 +101,7 @@ def start(process_id: str, data_text: str | None, actor: str) -> None:
     """启动流程，输出新实例编号。"""
     data = _parse_json(data_text)
     clock = clock_from_env()
-    row = runner.run_step(
-        _factory(),
-        lambda s: instances.start(s, process_id, data, actor=actor, clock=clock),
-        clock=clock,
-        actor=actor,
-        context={"action": "instance.start", "process_id": process_id, "data": data or {}},
-    )
+    row = runner.start(_factory(), process_id, data, actor=actor, clock=clock)
     click.echo(row.id)
 
 
@@ -136,13 +132,7 @@ def complete(task_id: str, data_text: str | None, actor: str) -> None:
     """提交并完成一个人工任务。"""
     data = _parse_json(data_text)
     clock = clock_from_env()
-    record = runner.run_step(
-        _factory(),
-        lambda s: instances.complete_task(s, task_id, data, actor=actor, clock=clock),
-        clock=clock,
-        actor=actor,
-        context={"action": "task.complete", "task_id": task_id, "data": data or {}},
-    )
+    record = runner.complete(_factory(), task_id, data, actor=actor, clock=clock)
     click.echo(f"已完成：{record.title}（实例 {record.instance_id}）")
 
 

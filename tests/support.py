@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from workflows import audit, consistency, instances, runner, specs, tasks, timers
@@ -11,7 +9,12 @@ from workflows.clock import FixedClock
 from workflows.db import make_engine, make_session_factory
 from workflows.models import AuditEvent, ProcessInstance, TaskRecord
 
-REGISTERED = {"source": "自查", "branch": "一支部", "title": "支委会记录不全", "description": "三季度缺两次支委会记录"}
+REGISTERED = {
+    "source": "自查",
+    "branch": "一支部",
+    "title": "支委会记录不全",
+    "description": "三季度缺两次支委会记录",
+}
 ASSIGNED = {"responsible": "zhangsan", "measures": "补齐会议记录并建立台账", "deadline": "2026-11-30"}
 FIXED = {"done": "已补齐记录", "evidence": ["支委会记录-10月.pdf"]}
 
@@ -40,19 +43,11 @@ class Driver:
     def close(self) -> None:
         self._engine.dispose()
 
-    def step(self, fn, actor: str = "tester", **context: Any):
-        return runner.run_step(self.factory(), fn, clock=self.clock, actor=actor, context=context)
-
     def start(self, data: dict | None = None, process: str = "rectification", actor: str = "tester") -> int:
-        row = self.step(lambda s: instances.start(s, process, data, actor=actor, clock=self.clock), actor)
-        return row.id
+        return runner.start(self.factory(), process, data, actor=actor, clock=self.clock).id
 
     def complete(self, task_id: str, data: dict | None, actor: str = "tester") -> TaskRecord:
-        return self.step(
-            lambda s: instances.complete_task(s, task_id, data, actor=actor, clock=self.clock),
-            actor,
-            task_id=task_id,
-        )
+        return runner.complete(self.factory(), task_id, data, actor=actor, clock=self.clock)
 
     def tick(self) -> int:
         return runner.sweep(self.factory(), clock=self.clock).fired

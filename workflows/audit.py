@@ -40,7 +40,18 @@ def event_hash(
 ) -> str:
     """Hash of one event's content and its predecessor's hash."""
     payload = canonical_json(
-        [seq, prev_hash, occurred_at.astimezone(UTC).isoformat(), actor, action, instance_id, task_id, bpmn_id, branch, data]
+        [
+            seq,
+            prev_hash,
+            occurred_at.astimezone(UTC).isoformat(),
+            actor,
+            action,
+            instance_id,
+            task_id,
+            bpmn_id,
+            branch,
+            data,
+        ]
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -116,7 +127,12 @@ def verify(session: Session) -> Verification:
         expected_seq, prev_hash = expected_seq + 1, event.hash
     head = session.get(AuditHead, 1)
     if head is not None and (head.seq, head.hash) != (expected_seq - 1, prev_hash):
-        return Verification(False, count, None, f"链尾应为第 {head.seq} 号事件，实际只到第 {expected_seq - 1} 号（末尾事件被删除）")
+        return Verification(
+            False,
+            count,
+            None,
+            f"链尾应为第 {head.seq} 号事件，实际只到第 {expected_seq - 1} 号（末尾事件被删除）",
+        )
     return Verification(True, count)
 
 

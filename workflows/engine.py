@@ -59,6 +59,7 @@ def deadline_at(deadline: str) -> str:
 
 SCRIPT_FUNCTIONS = {"deadline_at": deadline_at}
 
+
 class _StatelessWorkflowConverter(BpmnWorkflowConverter):
     """Serializes a workflow without its specs, which are stored once per deployed version.
 

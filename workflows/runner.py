@@ -19,6 +19,7 @@ from workflows import audit, instances, timers
 from workflows.clock import Clock
 from workflows.db import transaction
 from workflows.errors import Conflict, EngineError
+from workflows.models import ProcessInstance, TaskRecord
 
 T = TypeVar("T")
 
@@ -56,8 +57,37 @@ def record_failure(
             task_id=context.get("task_id"),
             bpmn_id=context.get("bpmn_id"),
             branch=context.get("branch"),
-            data={**{k: v for k, v in context.items() if k not in ("instance_id", "task_id")}, "error": str(error)},
+            data={
+                **{k: v for k, v in context.items() if k not in ("instance_id", "task_id")},
+                "error": str(error),
+            },
         )
+
+
+def start(
+    factory: sessionmaker[Session], process_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
+) -> ProcessInstance:
+    """Start an instance as one unit of work."""
+    return run_step(
+        factory,
+        lambda s: instances.start(s, process_id, data, actor=actor, clock=clock),
+        clock=clock,
+        actor=actor,
+        context={"action": "instance.start", "process_id": process_id, "data": data or {}},
+    )
+
+
+def complete(
+    factory: sessionmaker[Session], task_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
+) -> TaskRecord:
+    """Complete a human task as one unit of work."""
+    return run_step(
+        factory,
+        lambda s: instances.complete_task(s, task_id, data, actor=actor, clock=clock),
+        clock=clock,
+        actor=actor,
+        context={"action": "task.complete", "task_id": task_id, "data": data or {}},
+    )
 
 
 @dataclass

@@ -18,11 +18,11 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from lxml import etree
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from workflows import audit
 from workflows.engine import SERIALIZER
@@ -173,7 +173,10 @@ def deploy_all(
 def latest_version(session: Session, process_id: str) -> SpecVersion:
     """The newest deployed version of a process."""
     version = session.scalar(
-        select(SpecVersion).where(SpecVersion.process_id == process_id).order_by(SpecVersion.id.desc()).limit(1)
+        select(SpecVersion)
+        .where(SpecVersion.process_id == process_id)
+        .order_by(SpecVersion.id.desc())
+        .limit(1)
     )
     if version is None:
         raise NotFound(f"流程“{process_id}”尚未部署（请先运行 zhibu deploy）")

@@ -9,16 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
 
+from workflows.models import ProcessInstance, TaskRecord
 from workflows.specs import form_key
 from workflows.timers import timer_instant
-from workflows.models import ProcessInstance, TaskRecord
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,9 @@ def open_rows(session: Session, instance_id: int | None = None) -> list[TaskReco
     query = select(TaskRecord).where(TaskRecord.status == "open")
     if instance_id is not None:
         query = query.where(TaskRecord.instance_id == instance_id)
-    return list(session.scalars(query.order_by(TaskRecord.due_at.is_(None), TaskRecord.due_at, TaskRecord.created_at)))
+    return list(
+        session.scalars(query.order_by(TaskRecord.due_at.is_(None), TaskRecord.due_at, TaskRecord.created_at))
+    )
 
 
 def view_of(row: TaskRecord) -> TaskView:

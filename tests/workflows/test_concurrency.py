@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from tests.support import ASSIGNED, REGISTERED, Driver
-from workflows import instances, runner
+from workflows import runner
 from workflows.errors import Conflict
 
 
@@ -23,13 +23,7 @@ def test_concurrent_completion_has_one_winner(round_no, db_url, deployed, clock)
     def attempt(actor: str) -> None:
         barrier.wait()
         try:
-            runner.run_step(
-                factory,
-                lambda s: instances.complete_task(s, task_id, ASSIGNED, actor=actor, clock=clock),
-                clock=clock,
-                actor=actor,
-                context={"task_id": task_id},
-            )
+            runner.complete(factory, task_id, ASSIGNED, actor=actor, clock=clock)
             outcomes[actor] = "ok"
         except Exception as exc:  # noqa: BLE001 - the outcome itself is what is asserted
             outcomes[actor] = exc

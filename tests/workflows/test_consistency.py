@@ -32,7 +32,11 @@ def test_wrong_due_date_is_found(world):
     driver, factory, _, timed = world
     task_id = driver.only_task(timed).id
     with transaction(factory) as s:
-        s.execute(update(TaskRecord).where(TaskRecord.id == task_id).values(due_at=datetime(2030, 1, 1, tzinfo=LOCAL_TZ)))
+        s.execute(
+            update(TaskRecord)
+            .where(TaskRecord.id == task_id)
+            .values(due_at=datetime(2030, 1, 1, tzinfo=LOCAL_TZ))
+        )
     problems = driver.mismatches()
     assert len(problems) == 1 and task_id in problems[0] and "due_at" in problems[0]
 
@@ -70,7 +74,11 @@ def test_extra_row_is_found(world):
 def test_completed_row_marked_open_again_is_found(world):
     driver, factory, _, timed = world
     with transaction(factory) as s:
-        s.execute(update(TaskRecord).where(TaskRecord.bpmn_id == "assign", TaskRecord.instance_id == timed).values(status="open"))
+        s.execute(
+            update(TaskRecord)
+            .where(TaskRecord.bpmn_id == "assign", TaskRecord.instance_id == timed)
+            .values(status="open")
+        )
     problems = driver.mismatches()
     assert len(problems) == 1 and "并未就绪" in problems[0]
 
@@ -79,6 +87,10 @@ def test_wrong_timer_index_is_found(world):
     driver, factory, _, timed = world
     correct = driver.instance(timed).next_due_at
     with transaction(factory) as s:
-        s.execute(update(ProcessInstance).where(ProcessInstance.id == timed).values(next_due_at=correct + timedelta(hours=1)))
+        s.execute(
+            update(ProcessInstance)
+            .where(ProcessInstance.id == timed)
+            .values(next_due_at=correct + timedelta(hours=1))
+        )
     problems = driver.mismatches()
     assert len(problems) == 1 and "next_due_at" in problems[0] and f"实例 {timed}" in problems[0]

@@ -75,7 +75,9 @@ def test_rejected_twice_then_accepted(driver):
         with pytest.raises(FormInvalid) as err:  # rejecting needs a reason
             driver.complete(signoff.id, {"approved": False}, actor="office1")
         assert err.value.errors == {"comment": "请填写“验收意见”"}
-        driver.complete(signoff.id, {"approved": False, "comment": f"第{round_no}次退回：佐证不足"}, actor="office1")
+        driver.complete(
+            signoff.id, {"approved": False, "comment": f"第{round_no}次退回：佐证不足"}, actor="office1"
+        )
         fix = driver.only_task(iid)
         assert fix.bpmn_id == "fix" and fix.id not in seen_fix_ids
         assert driver.task_data(fix.id)["comment"] == f"第{round_no}次退回：佐证不足"
