@@ -100,22 +100,25 @@ class SweepResult:
 
 
 def sweep(factory: sessionmaker[Session], *, clock: Clock, batch: int = 500) -> SweepResult:
-    """Fire every timer due at `clock.now()`, one transaction per instance."""
-    result = SweepResult()
-    with factory() as session:
-        due = timers.due_instance_ids(session, clock.now(), limit=batch)
-    for instance_id in due:
-        result.instances += 1
-        try:
-            fired = run_step(
-                factory,
-                lambda s, i=instance_id: instances.fire_due_timers(s, i, clock=clock),
-                clock=clock,
-                actor="system:timer",
-                context={"instance_id": instance_id, "action": "timer.fire"},
-            )
-        except EngineError as exc:
-            result.failed[instance_id] = exc.message
-            continue
-        result.fired += fired or 0
-    return result
+    """Fire every timer due at `clock.now()`, one transaction per instance, in pages of `batch`."""
+    result, now, after_id = SweepResult(), clock.now(), 0
+    while True:
+        with factory() as session:
+            due = timers.due_instance_ids(session, now, after_id=after_id, limit=batch)
+        for instance_id in due:
+            result.instances += 1
+            try:
+                fired = run_step(
+                    factory,
+                    lambda s, i=instance_id: instances.fire_due_timers(s, i, clock=clock),
+                    clock=clock,
+                    actor="system:timer",
+                    context={"instance_id": instance_id, "action": "timer.fire"},
+                )
+            except EngineError as exc:
+                result.failed[instance_id] = exc.message
+                continue
+            result.fired += fired or 0
+        if len(due) < batch:
+            return result
+        after_id = due[-1]

@@ -68,13 +68,13 @@ def next_due_at(state: TimerState) -> datetime | None:
     return min(due) if due else None
 
 
-def due_instance_ids(session: Session, now: datetime, limit: int = 500) -> list[int]:
-    """Ids of instances with a timer due at `now`, oldest first; reads the `next_due_at` index only."""
+def due_instance_ids(session: Session, now: datetime, *, after_id: int = 0, limit: int = 500) -> list[int]:
+    """Ids (> `after_id`, ascending) of instances with a timer due at `now`; a range scan of the index."""
     return list(
         session.scalars(
             select(ProcessInstance.id)
-            .where(ProcessInstance.next_due_at <= now)
-            .order_by(ProcessInstance.next_due_at)
+            .where(ProcessInstance.next_due_at <= now, ProcessInstance.id > after_id)
+            .order_by(ProcessInstance.id)
             .limit(limit)
         )
     )

@@ -56,3 +56,18 @@ def test_due_query_uses_the_next_due_index(engine, factory, clock):
         plan = " ".join(str(row) for row in session.execute(text(explain + sql)))
         assert "ix_instances_next_due_at" in plan
         assert timers.due_instance_ids(session, clock.now()) == []
+
+
+def test_sweep_pages_through_more_due_instances_than_one_batch(db_url, deployed, clock):
+    driver = Driver(db_url, clock, "straight")
+    ids = []
+    for _ in range(5):
+        iid = driver.start(REGISTERED)
+        driver.complete(driver.only_task(iid).id, ASSIGNED)
+        ids.append(iid)
+    clock.set(datetime(2026, 12, 2, 9, 0, tzinfo=LOCAL_TZ))
+    result = runner.sweep(deployed, clock=clock, batch=2)
+    assert (result.fired, result.instances) == (5, 5)
+    assert all(driver.only_task(iid).escalation_level == 1 for iid in ids)
+    assert runner.sweep(deployed, clock=clock, batch=2).instances == 0
+    driver.close()
