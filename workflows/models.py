@@ -61,12 +61,13 @@ class ProcessInstance(Base):
     title: Mapped[str | None] = mapped_column(String(300))
     state_json: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
-    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    __table_args__ = (Index("ix_instances_next_due_at", "next_due_at", "id"),)  # the sweep's keyset
     __mapper_args__ = {"version_id_col": version}
 
 

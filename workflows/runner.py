@@ -101,11 +101,11 @@ class SweepResult:
 
 def sweep(factory: sessionmaker[Session], *, clock: Clock, batch: int = 500) -> SweepResult:
     """Fire every timer due at `clock.now()`, one transaction per instance, in pages of `batch`."""
-    result, now, after_id = SweepResult(), clock.now(), 0
+    result, now, after = SweepResult(), clock.now(), None
     while True:
         with factory() as session:
-            due = timers.due_instance_ids(session, now, after_id=after_id, limit=batch)
-        for instance_id in due:
+            due = timers.due_instance_ids(session, now, after=after, limit=batch)
+        for _, instance_id in due:
             result.instances += 1
             try:
                 fired = run_step(
@@ -121,4 +121,4 @@ def sweep(factory: sessionmaker[Session], *, clock: Clock, batch: int = 500) -> 
             result.fired += fired or 0
         if len(due) < batch:
             return result
-        after_id = due[-1]
+        after = due[-1]

@@ -12,7 +12,7 @@ from datetime import datetime
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from workflows.models import ProcessInstance
@@ -68,13 +68,23 @@ def next_due_at(state: TimerState) -> datetime | None:
     return min(due) if due else None
 
 
-def due_instance_ids(session: Session, now: datetime, *, after_id: int = 0, limit: int = 500) -> list[int]:
-    """Ids (> `after_id`, ascending) of instances with a timer due at `now`; a range scan of the index."""
-    return list(
-        session.scalars(
-            select(ProcessInstance.id)
-            .where(ProcessInstance.next_due_at <= now, ProcessInstance.id > after_id)
-            .order_by(ProcessInstance.id)
-            .limit(limit)
+def due_query(now: datetime, *, after: tuple[datetime, int] | None = None, limit: int = 500) -> Select:
+    """Instances with a timer due at `now`, in (next_due_at, id) order, after the key `after`.
+
+    Keyset paging on the (next_due_at, id) index: a range scan that touches only due rows.
+    """
+    query = select(ProcessInstance.next_due_at, ProcessInstance.id).where(ProcessInstance.next_due_at <= now)
+    if after is not None:
+        key = tuple_(
+            literal(after[0], ProcessInstance.next_due_at.type), literal(after[1], ProcessInstance.id.type)
         )
-    )
+        query = query.where(tuple_(ProcessInstance.next_due_at, ProcessInstance.id) > key)
+    return query.order_by(ProcessInstance.next_due_at, ProcessInstance.id).limit(limit)
+
+
+def due_instance_ids(
+    session: Session, now: datetime, *, after: tuple[datetime, int] | None = None, limit: int = 500
+) -> list[tuple[datetime, int]]:
+    """Run `due_query`: the (next_due_at, id) keys of due instances."""
+    rows = session.execute(due_query(now, after=after, limit=limit))
+    return [(due, instance_id) for due, instance_id in rows]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import event, select, text
+import pytest
+from sqlalchemy import event, text
 
 from tests.support import ASSIGNED, REGISTERED, Driver
 from workflows import runner, timers
 from workflows.clock import LOCAL_TZ
-from workflows.models import ProcessInstance
 
 
 def test_sweep_loads_only_due_instances(db_url, deployed, clock, engine):
@@ -44,18 +44,21 @@ def test_sweep_loads_only_due_instances(db_url, deployed, clock, engine):
     driver.close()
 
 
-def test_due_query_uses_the_next_due_index(engine, factory, clock):
+@pytest.mark.parametrize("paged", [False, True])
+def test_due_query_uses_the_next_due_index(paged, engine, factory, clock):
+    after = (clock.now(), 7) if paged else None
+    query = timers.due_query(clock.now(), after=after, limit=500)
+    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
     with factory() as session:
-        query = select(ProcessInstance.id).where(ProcessInstance.next_due_at <= clock.now())
-        sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
         if engine.dialect.name == "sqlite":
             explain = "EXPLAIN QUERY PLAN "
         else:  # an empty table is always scanned; forbid that to see whether the index can serve
             session.execute(text("SET LOCAL enable_seqscan = off"))
             explain = "EXPLAIN "
         plan = " ".join(str(row) for row in session.execute(text(explain + sql)))
-        assert "ix_instances_next_due_at" in plan
-        assert timers.due_instance_ids(session, clock.now()) == []
+        assert "ix_instances_next_due_at" in plan, plan
+        assert "SCAN instances" not in plan and "Seq Scan" not in plan, plan
+        assert timers.due_instance_ids(session, clock.now(), after=after) == []
 
 
 def test_sweep_pages_through_more_due_instances_than_one_batch(db_url, deployed, clock):
