@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from workflows.models import AuditEvent, AuditHead
@@ -56,6 +56,15 @@ def event_hash(
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+_LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_INSERT_EVENT = insert(AuditEvent.__table__)
+_MOVE_HEAD = (
+    update(AuditHead.__table__)
+    .where(AuditHead.__table__.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
+
 def append(
     session: Session,
     *,
@@ -67,13 +76,14 @@ def append(
     bpmn_id: str | None = None,
     branch: str | None = None,
     data: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one event to the chain (locks the chain head until the caller commits)."""
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+) -> int:
+    """Append one event to the chain (locks the chain head until the caller commits); return its seq."""
+    conn = session.connection()  # Core statements: this runs in every step, the ORM adds nothing here
+    head_seq, head_hash = conn.execute(_LOCK_HEAD).one()
     # Microseconds are kept; SQLite and PostgreSQL both store them, so the hash survives a round trip.
     fields = dict(
-        seq=head.seq + 1,
-        prev_hash=head.hash,
+        seq=head_seq + 1,
+        prev_hash=head_hash,
         occurred_at=occurred_at,
         actor=actor,
         action=action,
@@ -83,10 +93,10 @@ def append(
         branch=branch,
         data=canonical_json(data or {}),
     )
-    event = AuditEvent(**fields, hash=event_hash(**fields))
-    session.add(event)
-    head.seq, head.hash = event.seq, event.hash
-    return event
+    digest = event_hash(**fields)
+    conn.execute(_INSERT_EVENT, {**fields, "hash": digest})
+    conn.execute(_MOVE_HEAD, {"new_seq": fields["seq"], "new_hash": digest})
+    return fields["seq"]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from workflows.models import ProcessInstance, TaskRecord
@@ -90,6 +90,25 @@ def _row(view: TaskView) -> dict:
     }
 
 
+_TASKS = TaskRecord.__table__
+_CLOSE = (
+    update(_TASKS)
+    .where(_TASKS.c.id == bindparam("task_id"))
+    .values(status=bindparam("status"), completed_at=bindparam("at"), completed_by=bindparam("by"))
+)
+_INSERT = insert(_TASKS)
+_CHANGE = (
+    update(_TASKS)
+    .where(_TASKS.c.id == bindparam("task_id"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in ("bpmn_id", "title", "lane", "form_key", "due_at", "escalation_level")
+        }
+    )
+)
+
+
 def sync(
     session: Session,
     instance: ProcessInstance,
@@ -99,19 +118,24 @@ def sync(
     now: datetime,
     completed: dict[str, str] | None = None,
 ) -> None:
-    """Write the index rows that changed in a step; `completed` maps task id → who completed it."""
+    """Write the index rows that changed in a step; `completed` maps task id → who completed it.
+
+    Core statements on the session's connection: this runs in every step, and ORM-enabled DML
+    costs several times more here for nothing (callers hold no TaskRecord objects they rely on).
+    """
     completed = completed or {}
-    for task_id in before.keys() - after.keys():
-        done_by = completed.get(task_id)
-        session.execute(
-            update(TaskRecord)
-            .where(TaskRecord.id == task_id)
-            .values(
-                status="completed" if done_by else "cancelled",
-                completed_at=now,
-                completed_by=done_by,
-            )
-        )
+    conn = session.connection()
+    closed = [
+        {
+            "task_id": task_id,
+            "status": "completed" if completed.get(task_id) else "cancelled",
+            "at": now,
+            "by": completed.get(task_id),
+        }
+        for task_id in before.keys() - after.keys()
+    ]
+    if closed:
+        conn.execute(_CLOSE, closed)
     new = [
         {
             "id": view.id,
@@ -120,16 +144,22 @@ def sync(
             "branch": instance.branch,
             "status": "open",
             "created_at": now,
+            "completed_at": None,
+            "completed_by": None,
             **_row(view),
         }
         for task_id, view in after.items()
         if task_id not in before
     ]
     if new:
-        session.execute(insert(TaskRecord), new)
-    for task_id in before.keys() & after.keys():
-        if before[task_id] != after[task_id]:
-            session.execute(update(TaskRecord).where(TaskRecord.id == task_id).values(**_row(after[task_id])))
+        conn.execute(_INSERT, new)
+    changed = [
+        {"task_id": task_id, **_row(after[task_id])}
+        for task_id in before.keys() & after.keys()
+        if before[task_id] != after[task_id]
+    ]
+    if changed:
+        conn.execute(_CHANGE, changed)
 
 
 def open_rows(session: Session, instance_id: int | None = None) -> list[TaskRecord]:
