@@ -82,3 +82,14 @@ SERIALIZER_VERSION = SERIALIZER.VERSION
 
 # Stateless (each evaluation copies its globals), so one engine serves every workflow and thread.
 SCRIPT_ENGINE = PythonScriptEngine(environment=TaskDataEnvironment(dict(SCRIPT_FUNCTIONS)))
+
+
+def all_tasks(workflow: BpmnWorkflow):
+    """Every task of a workflow and its subprocesses, unordered.
+
+    Reading the task maps directly is several times cheaper than Spiff's filtered tree iterator,
+    and the indexes are rebuilt from this twice per step.
+    """
+    yield from workflow.tasks.values()
+    for subprocess in workflow.subprocesses.values():
+        yield from subprocess.tasks.values()

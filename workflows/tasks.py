@@ -16,6 +16,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from workflows.engine import all_tasks
 from workflows.models import ProcessInstance, TaskRecord
 from workflows.specs import form_key
 from workflows.timers import timer_instant
@@ -64,8 +65,10 @@ def _deadline(task: Task) -> tuple[datetime | None, int]:
 def snapshot(workflow: BpmnWorkflow) -> dict[str, TaskView]:
     """Every READY human task of the workflow, by task id."""
     views = {}
-    for task in workflow.get_tasks(state=TaskState.READY, manual=True):
+    for task in all_tasks(workflow):
         spec = task.task_spec
+        if task.state != TaskState.READY or not spec.manual:
+            continue
         due, level = _deadline(task)
         views[str(task.id)] = TaskView(
             id=str(task.id),

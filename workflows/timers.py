@@ -15,6 +15,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.orm import Session
 
+from workflows.engine import all_tasks
 from workflows.models import ProcessInstance
 
 
@@ -37,6 +38,9 @@ class WaitingTimer:
     due_at: datetime | None
 
 
+_WAITING_OR_FIRED = (TaskState.WAITING, TaskState.COMPLETED)
+
+
 @dataclass(frozen=True)
 class TimerState:
     """The workflow's timers: those still waiting, and every one that has fired."""
@@ -48,9 +52,9 @@ class TimerState:
 def scan(workflow: BpmnWorkflow) -> TimerState:
     """Every timer event of the workflow that is waiting or has fired, by task id."""
     waiting, fired = {}, {}
-    for task in workflow.get_tasks(state=TaskState.WAITING | TaskState.COMPLETED):
+    for task in all_tasks(workflow):
         definition = getattr(task.task_spec, "event_definition", None)
-        if not isinstance(definition, TimerEventDefinition):
+        if not isinstance(definition, TimerEventDefinition) or task.state not in _WAITING_OR_FIRED:
             continue
         timer = WaitingTimer(
             task_id=str(task.id),
