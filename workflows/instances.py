@@ -90,14 +90,13 @@ def start(
     )
     loaded = Loaded(row, workflow, deployed, {}, timers.TimerState({}, {}))
     after = _save(session, loaded, now)
-    audit.append(
+    _record(
         session,
-        action="instance.started",
-        actor=actor,
-        occurred_at=now,
-        instance_id=row.id,
+        loaded,
+        "instance.started",
+        actor,
+        now,
         bpmn_id=process_id,
-        branch=row.branch,
         data={"process_id": process_id, "version_id": version.id, "data": data or {}},
     )
     _audit_fired_timers(session, loaded, after, now)
@@ -148,21 +147,33 @@ def _save(
     return after_timers
 
 
+def _record(session: Session, loaded: Loaded, action: str, actor: str, now: datetime, **fields: Any) -> None:
+    """Append an audit event about this instance (its id and branch filled in)."""
+    audit.append(
+        session,
+        action=action,
+        actor=actor,
+        occurred_at=now,
+        instance_id=loaded.row.id,
+        branch=loaded.row.branch,
+        **fields,
+    )
+
+
 def _audit_fired_timers(
     session: Session, loaded: Loaded, after: timers.TimerState, now: datetime, actor: str = "system:timer"
 ) -> int:
     """Audit each timer that fired during this step (in a sweep, or at once when already overdue)."""
     fired = [t for tid, t in after.fired.items() if tid not in loaded.timers_before.fired]
     for timer in fired:
-        audit.append(
+        _record(
             session,
-            action="timer.fired",
-            actor=actor,
-            occurred_at=now,
-            instance_id=loaded.row.id,
+            loaded,
+            "timer.fired",
+            actor,
+            now,
             task_id=timer.task_id,
             bpmn_id=timer.bpmn_id,
-            branch=loaded.row.branch,
             data={"timer": timer.name, "due_at": timer.due_at.isoformat() if timer.due_at else None},
         )
     return len(fired)
@@ -173,15 +184,7 @@ def _finish_if_done(session: Session, loaded: Loaded, actor: str, now: datetime)
         loaded.row.status = "completed"
         loaded.row.completed_at = now
         loaded.row.next_due_at = None
-        audit.append(
-            session,
-            action="instance.completed",
-            actor=actor,
-            occurred_at=now,
-            instance_id=loaded.row.id,
-            bpmn_id=loaded.row.process_id,
-            branch=loaded.row.branch,
-        )
+        _record(session, loaded, "instance.completed", actor, now, bpmn_id=loaded.row.process_id)
 
 
 def task_record(session: Session, task_id: str) -> TaskRecord:
@@ -227,15 +230,14 @@ def complete_task(
     if loaded.row.title is None and isinstance(submitted.get("title"), str):
         loaded.row.title = submitted["title"]
     after = _save(session, loaded, now, completed={task_id: actor})
-    audit.append(
+    _record(
         session,
-        action="task.completed",
-        actor=actor,
-        occurred_at=now,
-        instance_id=loaded.row.id,
+        loaded,
+        "task.completed",
+        actor,
+        now,
         task_id=task_id,
         bpmn_id=record.bpmn_id,
-        branch=loaded.row.branch,
         data={"title": record.title, "data": submitted},
     )
     _audit_fired_timers(session, loaded, after, now)
