@@ -77,7 +77,6 @@ class _StatelessWorkflowConverter(BpmnWorkflowConverter):
 SERIALIZER = BpmnWorkflowSerializer(
     BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, BpmnWorkflow: _StatelessWorkflowConverter})
 )
-SERIALIZER_VERSION = SERIALIZER.VERSION
 
 
 # Stateless (each evaluation copies its globals), so one engine serves every workflow and thread.
