@@ -46,7 +46,7 @@ class Driver:
     def start(self, data: dict | None = None, process: str = "rectification", actor: str = "tester") -> int:
         return runner.start(self.factory(), process, data, actor=actor, clock=self.clock).id
 
-    def complete(self, task_id: str, data: dict | None, actor: str = "tester") -> TaskRecord:
+    def complete(self, task_id: str, data: dict | None, actor: str = "tester") -> instances.CompletedTask:
         return runner.complete(self.factory(), task_id, data, actor=actor, clock=self.clock)
 
     def tick(self) -> int:

@@ -19,26 +19,58 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from workflows import audit, forms, specs, tasks, timers
 from workflows.clock import Clock
 from workflows.engine import SCRIPT_ENGINE, SERIALIZER, running_at
 from workflows.errors import Conflict, EngineError, InvalidInput, NotFound
-from workflows.models import ProcessInstance, TaskRecord
+from workflows.models import InstanceRow, ProcessInstance, TaskRecord
 
 
 @dataclass
 class Loaded:
     """An instance row with its restored workflow, and the index as it stood when loaded."""
 
-    row: ProcessInstance
+    row: InstanceRow
     workflow: BpmnWorkflow
     spec: specs.DeployedSpec
     tasks_before: dict[str, tasks.TaskView]
     timers_before: timers.TimerState
+    completed_now: bool = False  # set by `_save` when this step finished the workflow
+
+
+# The step path reads and writes the instance row with prebuilt Core statements: it runs on every
+# human step and timer, and the ORM's identity map and flush add nothing the version check doesn't.
+_INSTANCES = ProcessInstance.__table__
+_TASKS = TaskRecord.__table__
+_ROW = tuple(_INSTANCES.c)
+_SELECT = select(*_ROW).where(_INSTANCES.c.id == bindparam("id"))
+_LOCK = _SELECT.with_for_update()
+_LOCK_OR_SKIP = _SELECT.with_for_update(skip_locked=True)
+_LOCK_BY_TASK = (
+    select(
+        _TASKS.c.status.label("task_status"),
+        _TASKS.c.title.label("task_title"),
+        _TASKS.c.bpmn_id.label("task_bpmn_id"),
+        *_ROW,
+    )
+    .join_from(_TASKS, _INSTANCES, _TASKS.c.instance_id == _INSTANCES.c.id)
+    .where(_TASKS.c.id == bindparam("task_id"))
+    .with_for_update(of=_INSTANCES)
+)
+_INSERT = insert(_INSTANCES)
+_WRITABLE = ("status", "branch", "title", "state_json", "next_due_at", "updated_at", "completed_at")
+_UPDATE = (
+    update(_INSTANCES)
+    .where(_INSTANCES.c.id == bindparam("row_id"), _INSTANCES.c.version == bindparam("expected"))
+    .values({**{name: bindparam(name) for name in _WRITABLE}, "version": _INSTANCES.c.version + 1})
+)
+
+
+def _instance_row(mapping) -> InstanceRow:
+    return InstanceRow(**{column.name: mapping[column.name] for column in _ROW})
 
 
 def _advance(workflow: BpmnWorkflow, clock: Clock, action) -> None:
@@ -61,7 +93,7 @@ def start_form(deployed: specs.DeployedSpec) -> str | None:
 
 def start(
     session: Session, process_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
-) -> ProcessInstance:
+) -> InstanceRow:
     """Start the latest version of a process; start data is checked against the start form."""
     version = specs.latest_version(session, process_id)
     deployed = specs.as_deployed(version)
@@ -76,7 +108,8 @@ def start(
     start_task.data.update(data or {})
     start_task.data["start_form_submitted"] = bool(data)
     _advance(workflow, clock, workflow.do_engine_steps)
-    row = ProcessInstance(
+    row = InstanceRow(
+        id=None,
         process_id=process_id,
         spec_version_id=version.id,
         spec_hash=version.content_hash,
@@ -84,6 +117,8 @@ def start(
         branch=(data or {}).get("branch"),
         title=(data or {}).get("title"),
         state_json="",
+        version=0,
+        next_due_at=None,
         started_by=actor,
         created_at=now,
         updated_at=now,
@@ -100,26 +135,26 @@ def start(
         data={"process_id": process_id, "version_id": version.id, "data": data or {}},
     )
     _audit_fired_timers(session, loaded, after, now)
-    _finish_if_done(session, loaded, actor, now)
+    _audit_if_finished(session, loaded, actor, now)
     return row
 
 
 def load(session: Session, instance_id: int, *, skip_locked: bool = False) -> Loaded | None:
     """Lock and restore an instance; None if `skip_locked` and another step holds it."""
-    row = session.scalar(
-        select(ProcessInstance)
-        .where(ProcessInstance.id == instance_id)
-        .with_for_update(skip_locked=skip_locked)
-        .execution_options(populate_existing=True)
+    found = (
+        session.connection()
+        .execute(_LOCK_OR_SKIP if skip_locked else _LOCK, {"id": instance_id})
+        .mappings()
+        .first()
     )
-    if row is None:
+    if found is None:
         if skip_locked:
             return None
         raise NotFound(f"流程实例 {instance_id} 不存在")
-    return restore(session, row)
+    return restore(session, _instance_row(found))
 
 
-def restore(session: Session, row: ProcessInstance) -> Loaded:
+def restore(session: Session, row: InstanceRow | ProcessInstance) -> Loaded:
     """Rebuild the workflow of an instance row from its stored state and its version's spec."""
     deployed = specs.deployed(session, row.spec_version_id, row.process_id, row.spec_hash)
     dct = json.loads(row.state_json)
@@ -133,16 +168,28 @@ def restore(session: Session, row: ProcessInstance) -> Loaded:
 def _save(
     session: Session, loaded: Loaded, now: datetime, completed: dict[str, str] | None = None
 ) -> timers.TimerState:
-    """Write the workflow state, timer index and changed task-index rows; return the timers after."""
+    """Write the workflow state, status, timer index and changed task-index rows; return the timers after.
+
+    The UPDATE only matches the version that was loaded: a row changed by anyone since is a Conflict.
+    """
     workflow, row = loaded.workflow, loaded.row
     after_tasks = tasks.snapshot(workflow)
     after_timers = timers.scan(workflow)
     row.state_json = json.dumps(SERIALIZER.to_dict(workflow), ensure_ascii=False, separators=(",", ":"))
-    row.next_due_at = timers.next_due_at(after_timers)
     row.updated_at = now
+    if row.status == "running" and workflow.is_completed():
+        row.status, row.completed_at, loaded.completed_now = "completed", now, True
+    row.next_due_at = None if row.status == "completed" else timers.next_due_at(after_timers)
+    conn = session.connection()
     if row.id is None:
-        session.add(row)
-    session.flush()
+        row.version = 1
+        values = {name: getattr(row, name) for name in (c.name for c in _ROW) if name != "id"}
+        row.id = conn.execute(_INSERT, values).inserted_primary_key[0]
+    else:
+        values = {name: getattr(row, name) for name in _WRITABLE}
+        if conn.execute(_UPDATE, {**values, "row_id": row.id, "expected": row.version}).rowcount != 1:
+            raise Conflict("该流程已被他人同时修改，请刷新后重试")
+        row.version += 1
     tasks.sync(session, row, loaded.tasks_before, after_tasks, now=now, completed=completed)
     return after_timers
 
@@ -179,11 +226,8 @@ def _audit_fired_timers(
     return len(fired)
 
 
-def _finish_if_done(session: Session, loaded: Loaded, actor: str, now: datetime) -> None:
-    if loaded.row.status == "running" and loaded.workflow.is_completed():
-        loaded.row.status = "completed"
-        loaded.row.completed_at = now
-        loaded.row.next_due_at = None
+def _audit_if_finished(session: Session, loaded: Loaded, actor: str, now: datetime) -> None:
+    if loaded.completed_now:
         _record(session, loaded, "instance.completed", actor, now, bpmn_id=loaded.row.process_id)
 
 
@@ -203,18 +247,37 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class CompletedTask:
+    """What a completion reports back: which task, of which instance, by whom and when."""
+
+    id: str
+    instance_id: int
+    bpmn_id: str
+    title: str
+    completed_by: str
+    completed_at: datetime
+
+
 def complete_task(
     session: Session, task_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
-) -> TaskRecord:
+) -> CompletedTask:
     """Complete an open human task with form data, run the engine to the next wait, save."""
-    record = task_record(session, task_id)
-    if record.status != "open":
-        raise Conflict(f"任务“{record.title}”已办结，不能重复提交")
-    loaded = load(session, record.instance_id)
+    found = (
+        session.connection().execute(_LOCK_BY_TASK, {"task_id": task_id}).mappings().first()
+        if _is_uuid(task_id)
+        else None
+    )
+    if found is None:
+        raise NotFound(f"任务 {task_id} 不存在")
+    title = found["task_title"]
+    if found["task_status"] != "open":
+        raise Conflict(f"任务“{title}”已办结，不能重复提交")
+    loaded = restore(session, _instance_row(found))
     task = loaded.workflow.get_task_from_id(UUID(task_id))
     # Spiff's run() does not check state: a FUTURE task would be completed silently.
     if task is None or task.state != TaskState.READY or not task.task_spec.manual:
-        raise Conflict(f"任务“{record.title}”当前不可办理（可能已被他人办理）")
+        raise Conflict(f"任务“{title}”当前不可办理（可能已被他人办理）")
     schema = loaded.spec.form_schema(tasks.form_filename(task))
     submitted = forms.validate(schema, data if data is not None else {})
     now = clock.now()
@@ -237,15 +300,12 @@ def complete_task(
         actor,
         now,
         task_id=task_id,
-        bpmn_id=record.bpmn_id,
-        data={"title": record.title, "data": submitted},
+        bpmn_id=found["task_bpmn_id"],
+        data={"title": title, "data": submitted},
     )
     _audit_fired_timers(session, loaded, after, now)
-    _finish_if_done(session, loaded, actor, now)
-    # The index row was already written by `tasks.sync`; refresh the object without a second UPDATE.
-    for key, value in (("status", "completed"), ("completed_at", now), ("completed_by", actor)):
-        set_committed_value(record, key, value)
-    return record
+    _audit_if_finished(session, loaded, actor, now)
+    return CompletedTask(task_id, loaded.row.id, found["task_bpmn_id"], title, actor, now)
 
 
 def fire_due_timers(
@@ -263,7 +323,7 @@ def fire_due_timers(
 
     _advance(loaded.workflow, clock, step)
     fired = _audit_fired_timers(session, loaded, _save(session, loaded, now), now, actor)
-    _finish_if_done(session, loaded, actor, now)
+    _audit_if_finished(session, loaded, actor, now)
     return fired
 
 

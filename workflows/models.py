@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
@@ -123,3 +124,23 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+@dataclass
+class InstanceRow:
+    """A plain, mutable copy of one `instances` row: what a step reads, changes and writes back with Core."""
+
+    id: int | None
+    process_id: str
+    spec_version_id: int
+    spec_hash: str
+    status: str
+    branch: str | None
+    title: str | None
+    state_json: str
+    version: int
+    next_due_at: datetime | None
+    started_by: str
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from workflows.engine import all_tasks
-from workflows.models import ProcessInstance, TaskRecord
+from workflows.models import InstanceRow, TaskRecord
 from workflows.specs import form_key
 from workflows.timers import timer_instant
 
@@ -114,7 +114,7 @@ _CHANGE = (
 
 def sync(
     session: Session,
-    instance: ProcessInstance,
+    instance: InstanceRow,
     before: dict[str, TaskView],
     after: dict[str, TaskView],
     *,
