@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from service import create_app
-from workflows import audit, consistency, instances, runner, specs, tasks
+from workflows import audit, catalog, consistency, instances, org, runner, specs, tasks
 from workflows.clock import LOCAL_TZ, clock_from_env
 from workflows.db import database_url, init_db, make_engine, make_session_factory, transaction
 from workflows.errors import FormInvalid, ZhibuError
@@ -77,8 +77,11 @@ def db_init(actor: str) -> None:
     url = database_url()
     engine = make_engine(url)
     init_db(engine)
+    now = clock_from_env().now()
     with transaction(make_session_factory(engine)) as session:
-        created = specs.deploy_all(session, now=clock_from_env().now(), actor=actor)
+        created = specs.deploy_all(session, now=now, actor=actor)
+        if catalog.active(session, required=False) is None:
+            catalog.load(session, catalog.read_file(catalog.DEFAULT_CATALOG), now=now, actor=actor)
     click.echo(f"数据库已就绪：{engine.url.render_as_string(hide_password=True)}")
     click.echo(f"新部署流程版本 {len(created)} 个")
 
@@ -158,6 +161,96 @@ def check() -> None:
         click.echo(f"发现 {len(problems)} 处不一致", err=True)
         sys.exit(1)
     click.echo("0 处不一致")
+
+
+@main.group(cls=_Group)
+def branch() -> None:
+    """党支部管理。"""
+
+
+@branch.command("add")
+@click.argument("code")
+@click.argument("name")
+@click.option("--members", default=0, type=click.IntRange(min=0), help="党员人数")
+@click.option("--classification", type=click.Choice(org.CLASSIFICATIONS), default=None, help="分类")
+@click.option("--actor", default=_default_actor)
+def branch_add(code: str, name: str, members: int, classification: str | None, actor: str) -> None:
+    """新增党支部。"""
+    with transaction(_factory()) as session:
+        org.add_branch(
+            session,
+            code,
+            name,
+            members=members,
+            classification=classification,
+            now=clock_from_env().now(),
+            actor=actor,
+        )
+    click.echo(f"已新增党支部：{code} {name}")
+
+
+@main.group(cls=_Group)
+def user() -> None:
+    """人员与角色管理。"""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--password", required=True, help="初始密码（至少 6 位）")
+@click.option("--role", required=True, type=click.Choice(list(org.ROLES)), help="角色")
+@click.option("--branch", "branch_code", default=None, help="所在党支部编号（支部角色必填）")
+@click.option("--name", "display_name", default=None, help="姓名")
+@click.option("--actor", default=_default_actor)
+def user_add(
+    username: str, password: str, role: str, branch_code: str | None, display_name: str | None, actor: str
+) -> None:
+    """新增人员，或为已有人员增加一个角色。"""
+    with transaction(_factory()) as session:
+        org.add_user(
+            session,
+            username,
+            password=password,
+            role=role,
+            branch_code=branch_code,
+            display_name=display_name,
+            now=clock_from_env().now(),
+            actor=actor,
+        )
+    where = f"（{branch_code}）" if branch_code else ""
+    click.echo(f"已为 {username} 授予角色：{org.ROLES[role]}{where}")
+
+
+@main.group(cls=_Group)
+def contact() -> None:
+    """党委委员联系点。"""
+
+
+@contact.command("add")
+@click.argument("username")
+@click.argument("code")
+@click.option("--actor", default=_default_actor)
+def contact_add(username: str, code: str, actor: str) -> None:
+    """指定党委委员联系某党支部。"""
+    with transaction(_factory()) as session:
+        org.add_contact(session, username, code, now=clock_from_env().now(), actor=actor)
+    click.echo(f"{username} 联系党支部 {code}")
+
+
+@main.group(name="catalog", cls=_Group)
+def catalog_group() -> None:
+    """标准条目目录。"""
+
+
+@catalog_group.command("load")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--actor", default=_default_actor)
+def catalog_load(path: str, actor: str) -> None:
+    """加载（替换）标准条目目录。"""
+    with transaction(_factory()) as session:
+        loaded = catalog.load(session, catalog.read_file(path), now=clock_from_env().now(), actor=actor)
+        count = len(catalog.items(session, loaded.id))
+        name = loaded.name
+    click.echo(f"已启用目录：{name}（{count} 个条目）")
 
 
 @main.group(name="audit", cls=_Group)

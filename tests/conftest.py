@@ -13,6 +13,7 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
+from tests.support import seed_people
 from workflows import specs
 from workflows.clock import LOCAL_TZ, FixedClock
 from workflows.db import init_db, make_engine, make_session_factory, transaction
@@ -67,7 +68,8 @@ def clock():
 
 @pytest.fixture
 def deployed(factory, clock):
-    """The repository's bpmn/ and forms/ deployed into the test database."""
+    """The repository's bpmn/ and forms/ deployed, with branch 一支部 and the people the scenarios name."""
     with transaction(factory) as session:
         specs.deploy_all(session, now=clock.now(), actor="tester")
+        seed_people(session, clock.now())
     return factory

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from workflows import audit, consistency, instances, runner, specs, tasks, timers
+from workflows import audit, consistency, instances, org, runner, specs, tasks, timers
 from workflows.clock import FixedClock
 from workflows.db import make_engine, make_session_factory
 from workflows.models import AuditEvent, ProcessInstance, TaskRecord
@@ -17,6 +17,30 @@ REGISTERED = {
 }
 ASSIGNED = {"responsible": "zhangsan", "measures": "补齐会议记录并建立台账", "deadline": "2026-11-30"}
 FIXED = {"done": "已补齐记录", "evidence": ["支委会记录-10月.pdf"]}
+
+
+def seed_people(session, now) -> None:
+    """Branch 一支部 with its secretary and a member, and one office user."""
+    org.add_branch(session, "一支部", "第一党支部", now=now, actor="tester", members=12)
+    org.add_user(
+        session,
+        "secretary1",
+        password="secret1",
+        role="secretary",
+        branch_code="一支部",
+        now=now,
+        actor="tester",
+    )
+    org.add_user(
+        session,
+        "zhangsan",
+        password="secret1",
+        role="branch_member",
+        branch_code="一支部",
+        now=now,
+        actor="tester",
+    )
+    org.add_user(session, "office1", password="secret1", role="office", now=now, actor="tester")
 
 
 class Driver:

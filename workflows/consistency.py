@@ -38,7 +38,7 @@ def mismatches(session: Session, instance_ids: list[int] | None = None) -> Itera
             yield f"实例 {instance.id}：任务索引中的 {task_id}（{actual[task_id].title}）在流程中并未就绪"
         for task_id in sorted(expected.keys() & actual.keys()):
             want, have = expected[task_id], actual[task_id]
-            for name in ("bpmn_id", "title", "lane", "form_key", "due_at", "escalation_level"):
+            for name in ("bpmn_id", "title", "lane", "form_key", "due_at", "escalation_level", "assignee"):
                 if getattr(want, name) != getattr(have, name):
                     yield (
                         f"实例 {instance.id}：任务 {task_id} 的 {name} 应为 {_fmt(getattr(want, name))}，"

@@ -8,10 +8,12 @@ module's `datetime` is replaced by a subclass whose `now()` asks the clock bound
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
@@ -19,6 +21,7 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from sqlalchemy.orm import Session
 
 from workflows.clock import Clock, end_of_day
 
@@ -58,6 +61,45 @@ def deadline_at(deadline: str) -> str:
 
 
 SCRIPT_FUNCTIONS = {"deadline_at": deadline_at}
+
+
+@dataclass
+class StepContext:
+    """What script functions of a diagram may use while a step runs: the step's own transaction."""
+
+    session: Session
+    clock: Clock
+    actor: str
+    instance: Any  # the InstanceRow being advanced (its id is None while it is being started)
+    start_process: Callable[..., Any]  # instances.start, passed in so this module needs no import of it
+
+
+_active_step: ContextVar[StepContext | None] = ContextVar("zhibu_engine_step", default=None)
+
+
+@contextmanager
+def stepping(context: StepContext) -> Iterator[None]:
+    """Within this block the engine runs at `context.clock` and script functions see `context`."""
+    token = _active_step.set(context)
+    try:
+        with running_at(context.clock):
+            yield
+    finally:
+        _active_step.reset(token)
+
+
+def current_step() -> StepContext:
+    """The step a script function is called from; scripts outside a step are a programming error."""
+    context = _active_step.get()
+    if context is None:
+        raise RuntimeError("script function called outside a workflow step")
+    return context
+
+
+def register_script_functions(functions: dict[str, Callable[..., Any]]) -> None:
+    """Make functions callable from the diagrams' scripts, expressions and timers."""
+    SCRIPT_FUNCTIONS.update(functions)
+    SCRIPT_ENGINE.environment.globals.update(functions)
 
 
 class _StatelessWorkflowConverter(BpmnWorkflowConverter):

@@ -22,10 +22,10 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from workflows import audit, forms, specs, tasks, timers
+from workflows import audit, forms, org, specs, tasks, timers
 from workflows.clock import Clock
-from workflows.engine import SCRIPT_ENGINE, SERIALIZER, running_at
-from workflows.errors import Conflict, EngineError, InvalidInput, NotFound
+from workflows.engine import SCRIPT_ENGINE, SERIALIZER, StepContext, stepping
+from workflows.errors import Conflict, EngineError, FormInvalid, InvalidInput, NotFound
 from workflows.models import InstanceRow, ProcessInstance, TaskRecord
 
 
@@ -73,14 +73,23 @@ def _instance_row(mapping) -> InstanceRow:
     return InstanceRow(**{column.name: mapping[column.name] for column in _ROW})
 
 
-def _advance(workflow: BpmnWorkflow, clock: Clock, action) -> None:
+def _advance(session: Session, row: InstanceRow, clock: Clock, actor: str, action) -> None:
     try:
-        with running_at(clock):
+        with stepping(StepContext(session, clock, actor, row, start)):
             action()
     except SpiffWorkflowException as exc:
         raise EngineError(f"流程引擎执行失败：{exc}") from exc
     except Exception as exc:  # a failing script or expression in a diagram
         raise EngineError(f"流程引擎执行失败：{type(exc).__name__}: {exc}") from exc
+
+
+def _checked(session: Session, schema: dict | None, data: Any, branch: str | None) -> dict[str, Any]:
+    """Form data that satisfies its schema and names only known branches and people, or FormInvalid."""
+    submitted = forms.validate(schema, data)
+    errors = org.check_people(session, schema, submitted, branch)
+    if errors:
+        raise FormInvalid(errors)
+    return submitted
 
 
 def start_form(deployed: specs.DeployedSpec) -> str | None:
@@ -99,7 +108,7 @@ def start(
     deployed = specs.as_deployed(version)
     schema = deployed.form_schema(start_form(deployed))
     if data and schema is not None:
-        forms.validate(schema, data)
+        _checked(session, schema, data, data.get("branch"))
     elif data is not None and not isinstance(data, dict):
         raise InvalidInput("启动数据应为 JSON 对象")
     now = clock.now()
@@ -107,7 +116,6 @@ def start(
     start_task = workflow.get_tasks(spec_name="Start")[0]
     start_task.data.update(data or {})
     start_task.data["start_form_submitted"] = bool(data)
-    _advance(workflow, clock, workflow.do_engine_steps)
     row = InstanceRow(
         id=None,
         process_id=process_id,
@@ -123,6 +131,7 @@ def start(
         created_at=now,
         updated_at=now,
     )
+    _advance(session, row, clock, actor, workflow.do_engine_steps)
     loaded = Loaded(row, workflow, deployed, {}, timers.TimerState({}, {}))
     after = _save(session, loaded, now)
     _record(
@@ -279,7 +288,7 @@ def complete_task(
     if task is None or task.state != TaskState.READY or not task.task_spec.manual:
         raise Conflict(f"任务“{title}”当前不可办理（可能已被他人办理）")
     schema = loaded.spec.form_schema(tasks.form_filename(task))
-    submitted = forms.validate(schema, data if data is not None else {})
+    submitted = _checked(session, schema, data if data is not None else {}, loaded.row.branch)
     now = clock.now()
     task.data.update(submitted)
 
@@ -287,7 +296,7 @@ def complete_task(
         task.run()
         loaded.workflow.do_engine_steps()
 
-    _advance(loaded.workflow, clock, step)
+    _advance(session, loaded.row, clock, actor, step)
     if loaded.row.branch is None and isinstance(submitted.get("branch"), str):
         loaded.row.branch = submitted["branch"]
     if loaded.row.title is None and isinstance(submitted.get("title"), str):
@@ -321,7 +330,7 @@ def fire_due_timers(
         loaded.workflow.refresh_timers()
         loaded.workflow.do_engine_steps()
 
-    _advance(loaded.workflow, clock, step)
+    _advance(session, loaded.row, clock, actor, step)
     fired = _audit_fired_timers(session, loaded, _save(session, loaded, now), now, actor)
     _audit_if_finished(session, loaded, actor, now)
     return fired

@@ -33,11 +33,19 @@ class TaskView:
     form_key: str | None
     due_at: datetime | None
     escalation_level: int
+    assignee: str | None = None
 
 
 def form_filename(task: Task) -> str | None:
     """The JSON Schema file a user task's form is rendered from."""
     return getattr(task.task_spec, "extensions", {}).get("properties", {}).get("formJsonSchemaFilename")
+
+
+def _assignee(task: Task) -> str | None:
+    """The username a task is assigned to: the data field its `assignee` property names, if set."""
+    field = getattr(task.task_spec, "extensions", {}).get("properties", {}).get("assignee")
+    value = task.data.get(field) if field else None
+    return value if isinstance(value, str) and value else None
 
 
 def _deadline(task: Task) -> tuple[datetime | None, int]:
@@ -78,6 +86,7 @@ def snapshot(workflow: BpmnWorkflow) -> dict[str, TaskView]:
             form_key=form_key(form_filename(task)),
             due_at=due,
             escalation_level=level,
+            assignee=_assignee(task),
         )
     return views
 
@@ -90,6 +99,7 @@ def _row(view: TaskView) -> dict:
         "form_key": view.form_key,
         "due_at": view.due_at,
         "escalation_level": view.escalation_level,
+        "assignee": view.assignee,
     }
 
 
@@ -106,7 +116,7 @@ _CHANGE = (
     .values(
         {
             name: bindparam(name)
-            for name in ("bpmn_id", "title", "lane", "form_key", "due_at", "escalation_level")
+            for name in ("bpmn_id", "title", "lane", "form_key", "due_at", "escalation_level", "assignee")
         }
     )
 )
@@ -177,4 +187,6 @@ def open_rows(session: Session, instance_id: int | None = None) -> list[TaskReco
 
 def view_of(row: TaskRecord) -> TaskView:
     """The index row in the same shape as a snapshot entry, for comparisons."""
-    return TaskView(row.id, row.bpmn_id, row.title, row.lane, row.form_key, row.due_at, row.escalation_level)
+    return TaskView(
+        row.id, row.bpmn_id, row.title, row.lane, row.form_key, row.due_at, row.escalation_level, row.assignee
+    )

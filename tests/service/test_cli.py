@@ -24,8 +24,15 @@ def cli(db_url):
     def run(*args: str, now: str | None = None):
         return CliRunner().invoke(main, list(args), env={**env, **({"ZHIBU_NOW": now} if now else {})})
 
-    result = run("db", "init")
-    assert result.exit_code == 0, result.output
+    for args in (
+        ("db", "init"),
+        ("branch", "add", "一支部", "第一党支部", "--members", "12"),
+        ("user", "add", "secretary1", "--password", "secret1", "--role", "secretary", "--branch", "一支部"),
+        ("user", "add", "zhangsan", "--password", "secret1", "--role", "branch_member", "--branch", "一支部"),
+        ("user", "add", "office1", "--password", "secret1", "--role", "office"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 0, result.output
     return run
 
 
@@ -85,7 +92,7 @@ def test_a_whole_loop_from_the_command_line(cli, db_url):
     checked = cli("check")
     assert checked.exit_code == 0 and "0 处不一致" in checked.output
     verified = cli("audit", "verify")
-    assert verified.exit_code == 0 and "共 5 条事件" in verified.output
+    assert verified.exit_code == 0 and "共 10 条事件" in verified.output
     with make_engine(db_url).connect() as conn:
         started = conn.execute(select(AuditEvent).where(AuditEvent.action == "instance.started")).one()
     assert started.occurred_at == datetime(2026, 11, 24, 10, 0, tzinfo=LOCAL_TZ)

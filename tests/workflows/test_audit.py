@@ -39,12 +39,16 @@ def test_every_step_is_an_event_with_actor_time_instance_task_and_data(trail):
     events = driver.events()
     assert [e.action for e in events] == [
         "spec.deployed",
+        "org.branch_added",
+        "org.role_granted",
+        "org.role_granted",
+        "org.role_granted",
         "instance.started",
         "task.completed",
         "timer.fired",
         "task.completed",
     ]
-    started, assigned, fired, fixed = events[1:]
+    started, assigned, fired, fixed = events[5:]
     assert started.actor == "office1" and started.instance_id is not None
     assert '"title":"支委会记录不全"' in started.data
     assert (assigned.actor, assigned.bpmn_id, assigned.branch) == ("secretary1", "assign", "一支部")
@@ -52,7 +56,7 @@ def test_every_step_is_an_event_with_actor_time_instance_task_and_data(trail):
     assert fired.actor == "system:timer" and fired.bpmn_id == "fix_deadline"
     assert fixed.occurred_at == driver.clock.now()
     result = driver.verify()
-    assert result.ok and result.events == 5
+    assert result.ok and result.events == 9
 
 
 def test_edit_is_detected(trail):
@@ -128,4 +132,4 @@ def test_untouched_chain_verifies_after_many_writers(trail):
     for _ in range(3):
         driver.start(REGISTERED)
     result = verify(factory)
-    assert result.ok and result.events == 8
+    assert result.ok and result.events == 12

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.support import ASSIGNED, FIXED, REGISTERED, Driver
+from tests.support import ASSIGNED, FIXED, REGISTERED, Driver, seed_people
 from workflows import specs
 from workflows.db import transaction
 from workflows.errors import DeployError, EngineError
@@ -36,6 +36,8 @@ def deploy(factory, clock, sources):
 def test_instance_finishes_on_the_version_it_started_with(mode, db_url, factory, clock, sources):
     assert len(deploy(factory, clock, sources)) == 1
     assert deploy(factory, clock, sources) == []  # unchanged content: no new version
+    with transaction(factory) as session:
+        seed_people(session, clock.now())
     driver = Driver(db_url, clock, mode)
     old = driver.start(REGISTERED)
     driver.complete(driver.only_task(old).id, ASSIGNED)
