@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from service import create_app
-from workflows import audit, catalog, consistency, instances, org, runner, specs, tasks
+from workflows import audit, catalog, consistency, inbox, instances, org, runner, specs, tasks
 from workflows.clock import LOCAL_TZ, clock_from_env
 from workflows.db import database_url, init_db, make_engine, make_session_factory, transaction
 from workflows.errors import FormInvalid, ZhibuError
@@ -110,21 +110,43 @@ def start(process_id: str, data_text: str | None, actor: str) -> None:
 
 @main.command("tasks")
 @click.option("--instance", "instance_id", type=int, default=None, help="只列出该实例的任务")
+@click.option("--user", "username", default=None, help="只列出该用户待办箱中的任务")
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出（含表单 schema 与数据）")
-def list_tasks(instance_id: int | None, as_json: bool) -> None:
+def list_tasks(instance_id: int | None, username: str | None, as_json: bool) -> None:
     """列出待办的人工任务。"""
     with _factory()() as session:
-        rows = tasks.open_rows(session, instance_id)
+        if username is None:
+            sections = [("", tasks.open_rows(session, instance_id), True)]
+        else:
+            box = inbox.inbox(session, username)
+            sections = [("待办", box.todo, True), ("只读关注", box.watching, False)]
+            if instance_id is not None:
+                sections = [
+                    (t, [r for r in rows if r.instance_id == instance_id], a) for t, rows, a in sections
+                ]
         if as_json:
-            items = [instances.task_details(session, row) for row in rows]
+            items = [
+                {**instances.task_details(session, row), "can_act": act}
+                for _, rows, act in sections
+                for row in rows
+            ]
             click.echo(json.dumps(items, ensure_ascii=False, indent=2))
             return
-        for row in rows:
-            due = row.due_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if row.due_at else "—"
-            late = f"  ⚠ 已逾期（{row.escalation_level} 级）" if row.escalation_level else ""
-            click.echo(f"{row.id}  实例{row.instance_id}  {row.title}  [{row.lane or ''}]  期限 {due}{late}")
-        if not rows:
+        for heading, rows, _ in sections:
+            if heading:
+                click.echo(f"【{heading}】{len(rows)} 项")
+            for row in rows:
+                click.echo(_task_line(row))
+        if not any(rows for _, rows, _ in sections):
             click.echo("没有待办任务")
+
+
+def _task_line(row) -> str:
+    due = row.due_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if row.due_at else "—"
+    late = f"  ⚠ 已逾期（{row.escalation_level} 级）" if row.escalation_level else ""
+    where = f"  {row.branch}" if row.branch else ""
+    who = f"  @{row.assignee}" if row.assignee else ""
+    return f"{row.id}  实例{row.instance_id}{where}  {row.title}  [{row.lane or ''}]{who}  期限 {due}{late}"
 
 
 @main.command()

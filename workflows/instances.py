@@ -22,7 +22,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from workflows import audit, forms, org, specs, tasks, timers
+from workflows import audit, forms, org, scripts, specs, tasks, timers  # noqa: F401  (scripts registers)
 from workflows.clock import Clock
 from workflows.engine import SCRIPT_ENGINE, SERIALIZER, StepContext, stepping
 from workflows.errors import Conflict, EngineError, FormInvalid, InvalidInput, NotFound

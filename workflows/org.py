@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -152,6 +153,40 @@ def branch(session: Session, code: str) -> Branch:
 def active_branches(session: Session) -> list[Branch]:
     """Every active branch, by code."""
     return list(session.scalars(select(Branch).where(Branch.active.is_(True)).order_by(Branch.code)))
+
+
+def classify(session: Session, code: str, classification: str, *, now: datetime, actor: str) -> None:
+    """Set a branch's classification (先进/一般/软弱)."""
+    if classification not in CLASSIFICATIONS:
+        raise InvalidInput(f"分类应为 {'/'.join(CLASSIFICATIONS)} 之一")
+    found = branch(session, code)
+    if found.classification != classification:
+        found.classification = classification
+        audit.append(
+            session,
+            action="org.branch_classified",
+            actor=actor,
+            occurred_at=now,
+            branch=code,
+            data={"code": code, "classification": classification},
+        )
+
+
+def set_demonstration(session: Session, codes: list[str], *, now: datetime, actor: str) -> list[str]:
+    """Make exactly these branches the demonstration branches (示范点); return their codes."""
+    for each in codes:
+        branch(session, each)
+    for each in session.scalars(select(Branch)):
+        each.demonstration = each.code in codes
+    session.flush()
+    audit.append(
+        session,
+        action="org.demonstration_set",
+        actor=actor,
+        occurred_at=now,
+        data={"branches": sorted(codes)},
+    )
+    return sorted(codes)
 
 
 @lru_cache(maxsize=16)
@@ -307,30 +342,48 @@ def holders(session: Session, role: str) -> list[str]:
     )
 
 
-def check_people(
-    session: Session, schema: dict | None, data: dict, branch_code: str | None
-) -> dict[str, str]:
+def check_people(session: Session, schema: dict | None, data: Any, branch_code: str | None) -> dict[str, str]:
     """Per-field messages for form fields that must name a known branch or a person of the branch.
 
     A schema property marks this with `"x-zhibu": "branch"`, `"person"` (someone of the instance's
-    branch; anyone for company-level work) or `"people"` (a list of such usernames).
+    branch; anyone for company-level work), `"people"` (a list of such usernames) or
+    `"committee"` (a committee member). Nested objects and arrays of objects are checked too.
     """
     errors: dict[str, str] = {}
-    for name, prop in ((schema or {}).get("properties") or {}).items():
-        kind, value = prop.get("x-zhibu"), data.get(name)
-        title = prop.get("title", name)
-        if kind is None or value in (None, "", []):
-            continue
-        if kind == "branch" and session.get(Branch, value) is None:
-            errors[name] = f"{title}：没有编号为“{value}”的党支部"
-        elif kind in ("person", "people"):
-            allowed = set(people_of(session, branch_code)) if branch_code else None
-            for username in [value] if kind == "person" else value:
-                if session.get(User, username) is None:
-                    errors[name] = f"{title}：用户“{username}”不存在"
-                elif allowed is not None and username not in allowed:
-                    errors[name] = f"{title}：“{username}”不是本党支部人员"
-                else:
-                    continue
-                break
+    _check(session, schema or {}, data, branch_code, [], errors)
     return errors
+
+
+def _check(
+    session: Session, schema: dict, value: Any, branch_code: str | None, path: list, errors: dict
+) -> None:
+    if isinstance(value, dict):
+        for name, prop in (schema.get("properties") or {}).items():
+            if name in value:
+                _check(session, prop, value[name], branch_code, [*path, name], errors)
+        return
+    kind = schema.get("x-zhibu")
+    if isinstance(value, list) and kind is None:
+        for index, element in enumerate(value):
+            _check(session, schema.get("items") or {}, element, branch_code, [*path, index], errors)
+        return
+    if kind is None or value in (None, "", []):
+        return
+    key = ".".join(map(str, path))
+    if kind == "branch":
+        for code in value if isinstance(value, list) else [value]:
+            if session.get(Branch, code) is None:
+                errors[key] = f"没有编号为“{code}”的党支部"
+                return
+        return
+    allowed = set(people_of(session, branch_code)) if branch_code and kind != "committee" else None
+    for username in value if isinstance(value, list) else [value]:
+        if session.get(User, username) is None:
+            errors[key] = f"用户“{username}”不存在"
+        elif kind == "committee" and ("committee", None) not in grants(session, username):
+            errors[key] = f"“{username}”不是党委委员"
+        elif allowed is not None and username not in allowed:
+            errors[key] = f"“{username}”不是本党支部人员"
+        else:
+            continue
+        return
