@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from service import create_app
-from workflows import audit, catalog, consistency, inbox, instances, org, runner, specs, tasks
+from workflows import audit, catalog, consistency, inbox, instances, obligations, org, runner, specs, tasks
 from workflows.clock import LOCAL_TZ, clock_from_env
 from workflows.db import database_url, init_db, make_engine, make_session_factory, transaction
 from workflows.errors import FormInvalid, ZhibuError
@@ -256,6 +256,47 @@ def contact_add(username: str, code: str, actor: str) -> None:
     with transaction(_factory()) as session:
         org.add_contact(session, username, code, now=clock_from_env().now(), actor=actor)
     click.echo(f"{username} 联系党支部 {code}")
+
+
+@main.group(cls=_Group)
+def programme() -> None:
+    """年度标准化工作。"""
+
+
+@programme.command("start")
+@click.argument("year", type=click.IntRange(2000, 2100))
+@click.option("--deadlines", default=None, help="四个阶段截止日期，逗号分隔（默认 7-31,8-31,12-31,次年1-31）")
+@click.option("--actor", default=_default_actor)
+def programme_start(year: int, deadlines: str | None, actor: str) -> None:
+    """启动年度标准化工作：为每个党支部启动五个阶段的流程。"""
+    days = [d.strip() for d in deadlines.split(",")] if deadlines else None
+    row = runner.start_programme(_factory(), year, days, actor=actor, clock=clock_from_env())
+    click.echo(row.id)
+
+
+@main.group(name="obligations", cls=_Group)
+def obligations_group() -> None:
+    """党支部例行工作（三会一课、主题党日等）。"""
+
+
+@obligations_group.command("generate")
+def obligations_generate() -> None:
+    """为当前周期生成尚未生成的例行工作，输出新生成数量。"""
+    click.echo(runner.generate_occurrences(_factory(), clock=clock_from_env()))
+
+
+@obligations_group.command("missed")
+@click.argument("code")
+def obligations_missed(code: str) -> None:
+    """列出党支部逾期未完成（或逾期补记）的例行工作。"""
+    with _factory()() as session:
+        org.branch(session, code)
+        rows = obligations.missed(session, code, clock_from_env().now())
+    for row in rows:
+        who = f"（{row['username']}）" if row["username"] else ""
+        click.echo(f"{row['period']}  {row['name']}{who}  {row['status']}")
+    if not rows:
+        click.echo("没有缺项")
 
 
 @main.group(name="catalog", cls=_Group)

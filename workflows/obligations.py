@@ -85,16 +85,14 @@ class Pending:
 
     def start_data(self) -> dict[str, Any]:
         """Start data of its `obligation` instance."""
-        data = {
+        return {
             "branch": self.branch_code,
             "obligation": self.obligation["code"],
             "title": f"{self.obligation['name']}（{self.period}）",
             "period": self.period,
             "due": self.period_end.isoformat(),
+            "assignee": self.username or None,  # a contact visit is its committee member's own task
         }
-        if self.username:
-            data["assignee"] = self.username
-        return data
 
 
 def _periods(obligation: dict[str, Any], branch: org.Branch, today: date) -> list[tuple[str, date, date]]:

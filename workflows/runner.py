@@ -12,14 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from workflows import audit, instances, timers
-from workflows.clock import Clock
+from workflows import audit, instances, obligations, timers
+from workflows.clock import LOCAL_TZ, Clock
 from workflows.db import transaction
-from workflows.errors import Conflict, EngineError
-from workflows.models import ProcessInstance, TaskRecord
+from workflows.errors import Conflict, EngineError, InvalidInput
+from workflows.models import InstanceRow
 
 T = TypeVar("T")
 
@@ -66,7 +67,7 @@ def record_failure(
 
 def start(
     factory: sessionmaker[Session], process_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
-) -> ProcessInstance:
+) -> InstanceRow:
     """Start an instance as one unit of work."""
     return run_step(
         factory,
@@ -79,7 +80,7 @@ def start(
 
 def complete(
     factory: sessionmaker[Session], task_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
-) -> TaskRecord:
+) -> instances.CompletedTask:
     """Complete a human task as one unit of work."""
     return run_step(
         factory,
@@ -122,3 +123,42 @@ def sweep(factory: sessionmaker[Session], *, clock: Clock, batch: int = 500) -> 
         if len(due) < batch:
             return result
         after = due[-1]
+
+
+def programme_data(year: int, deadlines: list[str] | None = None) -> dict[str, Any]:
+    """Start data of a year's programme; the plan's phase deadlines unless others are given."""
+    if deadlines is None:
+        deadlines = [f"{year}-07-31", f"{year}-08-31", f"{year}-12-31", f"{year + 1}-01-31"]
+    if len(deadlines) != 4:
+        raise InvalidInput("须给出四个阶段的截止日期（组织发动、对标自查、争创达标、总结验收）")
+    return {"year": year, **{f"phase{n}_deadline": day for n, day in enumerate(deadlines, start=1)}}
+
+
+def start_programme(
+    factory: sessionmaker[Session], year: int, deadlines: list[str] | None, *, actor: str, clock: Clock
+) -> InstanceRow:
+    """Start the company programme of a year; it starts one branch programme per active branch."""
+    return start(factory, "programme", programme_data(year, deadlines), actor=actor, clock=clock)
+
+
+def generate_occurrences(
+    factory: sessionmaker[Session], *, clock: Clock, actor: str = "system:scheduler"
+) -> int:
+    """Start the recurring obligations of the current periods that are missing, one transaction each."""
+    with factory() as session:
+        todo = obligations.pending(session, clock.now().astimezone(LOCAL_TZ).date())
+    created = 0
+    for item in todo:
+
+        def step(session: Session, item: obligations.Pending = item) -> None:
+            row = instances.start(session, "obligation", item.start_data(), actor=actor, clock=clock)
+            obligations.add(session, item, row.id)
+
+        try:
+            run_step(factory, step, clock=clock, actor=actor, context={"action": "obligation.start"})
+        except IntegrityError:  # another scheduler created it first: the unique key decides
+            continue
+        except EngineError:  # audited as step.failed; the other occurrences still get created
+            continue
+        created += 1
+    return created
