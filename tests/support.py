@@ -113,3 +113,38 @@ class Driver:
     def verify(self) -> audit.Verification:
         with self.factory()() as session:
             return audit.verify(session)
+
+
+COMPANY_BRANCHES = ["B1", "B2", "B3", "B4", "B5"]
+
+
+def build_company(session, now, codes: list[str] = COMPANY_BRANCHES) -> None:
+    """A company: per branch a secretary, a committee member, a group leader and an officer
+    (sec_X, mem_X, grp_X, off_X); office1, leader1, inspector1; committee1 contacts the first two."""
+    for code in codes:
+        org.add_branch(session, code, f"第{code}党支部", now=now, actor="tester", members=15)
+        for prefix, role in (
+            ("sec", "secretary"),
+            ("mem", "branch_member"),
+            ("grp", "group_leader"),
+            ("off", "officer"),
+        ):
+            org.add_user(
+                session,
+                f"{prefix}_{code}",
+                password="secret1",
+                role=role,
+                branch_code=code,
+                now=now,
+                actor="tester",
+            )
+    for username, role in (
+        ("office1", "office"),
+        ("leader1", "leader"),
+        ("inspector1", "inspector"),
+        ("committee1", "committee"),
+        ("committee2", "committee"),
+    ):
+        org.add_user(session, username, password="secret1", role=role, now=now, actor="tester")
+    for code in codes[:2]:
+        org.add_contact(session, "committee1", code, now=now, actor="tester")
