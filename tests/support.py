@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from workflows import audit, consistency, instances, org, runner, specs, tasks, timers
+from workflows import audit, consistency, inbox, instances, org, runner, specs, tasks, timers
 from workflows.clock import FixedClock
 from workflows.db import make_engine, make_session_factory
 from workflows.models import AuditEvent, ProcessInstance, TaskRecord
@@ -148,3 +148,37 @@ def build_company(session, now, codes: list[str] = COMPANY_BRANCHES) -> None:
         org.add_user(session, username, password="secret1", role=role, now=now, actor="tester")
     for code in codes[:2]:
         org.add_contact(session, "committee1", code, now=now, actor="tester")
+
+
+class Company:
+    """Reads inboxes and completes tasks as named people, checking they may."""
+
+    def __init__(self, driver: Driver):
+        self.driver = driver
+
+    def _box(self, user: str) -> inbox.Inbox:
+        with self.driver.factory()() as session:
+            return inbox.inbox(session, user)
+
+    def todo(self, user: str) -> list[tuple[str, str | None]]:
+        return sorted((t.bpmn_id, t.branch or "") for t in self._box(user).todo)
+
+    def watching(self, user: str) -> list[tuple[str, str | None]]:
+        return sorted((t.bpmn_id, t.branch or "") for t in self._box(user).watching)
+
+    def task(self, user: str, bpmn_id: str, branch: str | None = None):
+        found = [
+            t for t in self._box(user).todo if t.bpmn_id == bpmn_id and (branch is None or t.branch == branch)
+        ]
+        assert len(found) == 1, (user, bpmn_id, branch, [(t.bpmn_id, t.branch) for t in found])
+        return found[0]
+
+    def do(self, user: str, bpmn_id: str, data: dict, branch: str | None = None) -> str:
+        task = self.task(user, bpmn_id, branch)
+        with self.driver.factory()() as session:
+            assert inbox.can_act(session, user, task.id)
+        self.driver.complete(task.id, data, actor=user)
+        return task.id
+
+    def data(self, task_id: str) -> dict:
+        return self.driver.task_data(task_id)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.support import COMPANY_BRANCHES as CODES
-from tests.support import Driver, build_company
+from tests.support import Company, Driver, build_company
 from workflows import catalog, inbox, specs
 from workflows.clock import LOCAL_TZ
 from workflows.db import transaction
@@ -29,40 +29,6 @@ def company(factory, clock):
         catalog.load(session, catalog.read_file(catalog.DEFAULT_CATALOG), now=clock.now(), actor="tester")
         build_company(session, clock.now())
     return factory
-
-
-class Company:
-    """Reads inboxes and completes tasks as named people, checking they may."""
-
-    def __init__(self, driver: Driver):
-        self.driver = driver
-
-    def _box(self, user: str) -> inbox.Inbox:
-        with self.driver.factory()() as session:
-            return inbox.inbox(session, user)
-
-    def todo(self, user: str) -> list[tuple[str, str | None]]:
-        return sorted((t.bpmn_id, t.branch or "") for t in self._box(user).todo)
-
-    def watching(self, user: str) -> list[tuple[str, str | None]]:
-        return sorted((t.bpmn_id, t.branch or "") for t in self._box(user).watching)
-
-    def task(self, user: str, bpmn_id: str, branch: str | None = None):
-        found = [
-            t for t in self._box(user).todo if t.bpmn_id == bpmn_id and (branch is None or t.branch == branch)
-        ]
-        assert len(found) == 1, (user, bpmn_id, branch, [(t.bpmn_id, t.branch) for t in found])
-        return found[0]
-
-    def do(self, user: str, bpmn_id: str, data: dict, branch: str | None = None) -> str:
-        task = self.task(user, bpmn_id, branch)
-        with self.driver.factory()() as session:
-            assert inbox.can_act(session, user, task.id)
-        self.driver.complete(task.id, data, actor=user)
-        return task.id
-
-    def data(self, task_id: str) -> dict:
-        return self.driver.task_data(task_id)
 
 
 def all_items() -> list[dict]:
