@@ -108,13 +108,14 @@ def _periods(obligation: dict[str, Any], branch: org.Branch, today: date) -> lis
 def pending(session: Session, today: date, branch_codes: list[str] | None = None) -> list[Pending]:
     """Occurrences of the periods containing `today` that are not there yet (all branches, or some)."""
     branches = [b for b in org.active_branches(session) if branch_codes is None or b.code in branch_codes]
-    existing = set(
-        session.execute(
+    existing = {
+        tuple(row)
+        for row in session.execute(
             select(
                 Occurrence.obligation, Occurrence.branch_code, Occurrence.username, Occurrence.period
             ).where(Occurrence.period_end >= today)
-        ).tuples()
-    )
+        )
+    }
     contacts: dict[str, list[str]] = {}
     for username, code in session.execute(select(org.ContactPoint.username, org.ContactPoint.branch_code)):
         contacts.setdefault(code, []).append(username)
