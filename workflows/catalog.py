@@ -80,7 +80,7 @@ def load(session: Session, content: dict[str, Any], *, now: datetime, actor: str
         forms.validate(_SCHEMA, content)
     except FormInvalid as exc:
         raise InvalidInput(
-            "目录文件格式有误：" + "；".join(f"{k}：{v}" for k, v in exc.errors.items())
+            "目录文件格式有误：" + "；".join(f"{_where(k)}：{v}" for k, v in exc.errors.items())
         ) from exc
     codes = [item["code"] for area in content["areas"] for item in area["items"]]
     duplicated = sorted({c for c in codes if codes.count(c) > 1})
@@ -131,6 +131,19 @@ def load(session: Session, content: dict[str, Any], *, now: datetime, actor: str
         data={"catalog_id": catalog.id, "name": catalog.name, "items": position, "hash": digest},
     )
     return catalog
+
+
+def _where(path: str) -> str:
+    """A field path of the catalog file in words: `areas.0.items.2.points` → 方面第1项 条目第3项 分值."""
+    node, words = _SCHEMA, []
+    for part in path.split(".") if path and path != "_form" else []:
+        if part.isdigit():
+            words[-1:] = [f"{words[-1] if words else ''}第{int(part) + 1}项"]
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(part, {})
+            words.append(node.get("title", part))
+    return " ".join(words) or "文件"
 
 
 def active(session: Session, *, required: bool = True) -> Catalog | None:

@@ -120,6 +120,23 @@ def test_bad_input_gets_a_clear_error_and_writes_nothing(cli, db_url):
         (("start", "rectification", "--data", '{"title": "缺少来源"}'), 1, "source：请填写“问题来源”"),
         (("start", "no-such-process"), 1, "尚未部署"),
         (("tasks", "--instance", "abc"), 2, "abc"),
+        (("complete", fix["id"], "--data", '{"done": "x", "evidence": []}', "--actor", "x"), 1, "evidence"),
+        (("branch", "add", "一支部", "重复"), 1, "已存在"),
+        (("branch", "add", "三支部", "第三党支部", "--members", "-3"), 2, "-3"),
+        (("user", "add", "lisi", "--password", "secret1", "--role", "secretary"), 1, "--branch"),
+        (("user", "add", "lisi", "--password", "secret1", "--role", "boss"), 2, "boss"),
+        (("user", "add", "lisi", "--password", "123", "--role", "office"), 1, "至少 6 位"),
+        (
+            ("user", "add", "lisi", "--password", "secret1", "--role", "secretary", "--branch", "九支部"),
+            1,
+            "九支部",
+        ),
+        (("contact", "add", "zhangsan", "一支部"), 1, "不是党委委员"),
+        (("catalog", "load", "/no/such/file.json"), 1, "找不到"),
+        (("tasks", "--user", "nobody"), 1, "不存在"),
+        (("programme", "start", "2026", "--deadlines", "2026-07-31"), 1, "四个阶段"),
+        (("programme", "start", "2026", "--deadlines", "a,b,c,d"), 1, "phase1_deadline"),
+        (("obligations", "missed", "九支部"), 1, "不存在"),
     ]
     for args, code, message in cases:
         result = cli(*args)
@@ -151,3 +168,39 @@ def test_audit_verify_names_the_tampered_event(cli, db_url):
     engine.dispose()
     result = cli("audit", "verify")
     assert result.exit_code == 1 and f"id={target}" in result.output
+
+
+def test_organization_programme_and_inboxes_from_the_command_line(cli, tmp_path):
+    assert (
+        cli("user", "add", "lisi", "--password", "secret1", "--role", "committee", "--name", "李四").exit_code
+        == 0
+    )
+    assert cli("contact", "add", "lisi", "一支部").exit_code == 0
+    assert cli("user", "add", "lisi", "--password", "ignored", "--role", "inspector").exit_code == 0
+    own = {
+        "name": "细则",
+        "areas": [{"no": 1, "name": "组织生活", "items": [{"code": "A", "text": "三会", "points": 100}]}],
+    }
+    path = tmp_path / "own.json"
+    path.write_text(json.dumps(own, ensure_ascii=False), encoding="utf-8")
+    loaded = cli("catalog", "load", str(path))
+    assert loaded.exit_code == 0 and "1 个条目" in loaded.output
+    started = cli("programme", "start", "2026", now="2026-06-01T09:00:00")
+    assert started.exit_code == 0 and started.stdout.strip().isdigit()
+    secretary = cli("tasks", "--user", "secretary1")
+    assert "【待办】1 项" in secretary.output and "动员部署、制定方案" in secretary.output
+    assert "【只读关注】0 项" in secretary.output
+    office = cli("tasks", "--user", "office1")
+    todo, watching = office.output.split("【只读关注】")
+    assert "【待办】1 项" in todo and "开展培训、掌握标准" in todo
+    assert watching.startswith("1 项") and "动员部署、制定方案" in watching
+    watched = open_tasks(cli, "--user", "lisi")
+    assert [(t["bpmn_id"], t["can_act"]) for t in sorted(watched, key=lambda t: t["bpmn_id"])] == [
+        ("mobilize", False),
+        ("training", False),
+    ]
+    generated = cli("obligations", "generate", now="2026-06-01T09:00:00")
+    assert generated.exit_code == 0 and int(generated.stdout) == 12  # 11 branch obligations + lisi's visit
+    assert "没有缺项" in cli("obligations", "missed", "一支部", now="2026-06-30T12:00:00").output
+    missed = cli("obligations", "missed", "一支部", now="2026-07-01T00:00:01")
+    assert "2026-06  主题党日  未开展" in missed.output and "（lisi）" in missed.output
