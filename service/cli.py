@@ -14,7 +14,19 @@ from typing import Any
 import click
 
 from service import create_app
-from workflows import audit, catalog, consistency, inbox, instances, obligations, org, runner, specs, tasks
+from workflows import (
+    audit,
+    catalog,
+    consistency,
+    demo,
+    inbox,
+    instances,
+    obligations,
+    org,
+    runner,
+    specs,
+    tasks,
+)
 from workflows.clock import LOCAL_TZ, clock_from_env
 from workflows.db import database_url, init_db, make_engine, make_session_factory, transaction
 from workflows.errors import FormInvalid, ZhibuError
@@ -272,6 +284,19 @@ def programme_start(year: int, deadlines: str | None, actor: str) -> None:
     days = [d.strip() for d in deadlines.split(",")] if deadlines else None
     row = runner.start_programme(_factory(), year, days, actor=actor, clock=clock_from_env())
     click.echo(row.id)
+
+
+@main.command("demo")
+def demo_command() -> None:
+    """载入演示公司（12 个党支部、各角色人员、进行中的年度工作）；已有组织数据时跳过。"""
+    made = demo.run(_factory(), clock_from_env())
+    if made is None:
+        click.echo("数据库中已有组织数据，跳过演示数据")
+        return
+    click.echo(
+        f"演示公司已载入：{made['year']} 年度，执行 {made['steps']} 个步骤，"
+        f"流程实例 {made['instances']} 个，待办任务 {made['open_tasks']} 项"
+    )
 
 
 @main.group(name="obligations", cls=_Group)
