@@ -16,6 +16,7 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/zhibu db init
+	$(BIN)/zhibu demo
 	$(BIN)/zhibu serve
 
 test: install

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, render_template
 
+from workflows import overview
 from workflows.db import database_url, make_engine, make_session_factory
 
 
@@ -24,6 +25,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.get("/")
     def index():
-        return "<!doctype html><meta charset=utf-8><title>支部</title><h1>支部 · 基层党支部建设标准化</h1>"
+        with app.extensions["zhibu.sessions"]() as session:
+            return render_template("overview.html", branches=overview.company(session))
 
     return app
