@@ -38,7 +38,8 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Engine, delete, event, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflows import consistency, instances, runner, specs, timers
+from bench import branch
+from workflows import consistency, instances, org, runner, specs, timers
 from workflows.clock import LOCAL_TZ, FixedClock, end_of_day
 from workflows.db import init_db, make_engine, make_session_factory, transaction
 from workflows.engine import SCRIPT_ENGINE, SERIALIZER, running_at
@@ -81,6 +82,16 @@ def open_database(path: Path, clock: FixedClock) -> tuple[Engine, sessionmaker[S
     factory = make_session_factory(engine)
     with transaction(factory) as session:
         specs.deploy_all(session, now=clock.now(), actor="bench")
+        org.add_branch(session, "一支部", "第一党支部", now=clock.now(), actor="bench")
+        org.add_user(
+            session,
+            "zhangsan",
+            password="secret1",
+            role="branch_member",
+            branch_code="一支部",
+            now=clock.now(),
+            actor="bench",
+        )
     return engine, factory
 
 
@@ -383,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         step_result = bench_step(workdir, profile)
         sweeps = {size: bench_sweep(workdir, size) for size in SWEEP_SIZES}
+        branch_steps = {size: branch.bench_branch_step(workdir, size) for size in branch.SIZES}
     floor_ms, zhibu_ms = step_result["floor"]["median"], step_result["zhibu"]["median"]
     small, large = (sweeps[s]["sweep"]["median"] for s in SWEEP_SIZES)
     plan = sweeps[SWEEP_SIZES[-1]]["plan"]
@@ -394,7 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         "sweep_ms_100_waiting": small,
         "sweep_ms_10000_waiting": large,
         "sweep_growth_ratio": round(large / small, 3),
+        **{f"branch_step_ms_{size}": branch_steps[size]["median"] for size in branch.SIZES},
+        "branch_scaling_ratio": round(
+            branch_steps[branch.SIZES[-1]]["median"] / branch_steps[branch.SIZES[0]]["median"], 3
+        ),
         "notes": {
+            "branch_step": "branch_programme: the secretary completes 动员部署、制定方案 (mobilize)",
+            "branch_step_samples": {str(size): branch_steps[size]["n"] for size in branch.SIZES},
             "step": STEP_DESCRIPTION,
             "step_floor_ms": step_result["floor"],
             "step_zhibu_ms": step_result["zhibu"],
@@ -407,7 +425,11 @@ def main(argv: list[str] | None = None) -> int:
             "due_query_sql": sweeps[SWEEP_SIZES[-1]]["sql"],
             "due_query_plan": plan,
             "due_query_uses_next_due_at_index": uses_index,
-            "targets": {"step_vs_floor_ratio": TARGET_STEP_RATIO, "sweep_growth_ratio": TARGET_SWEEP_GROWTH},
+            "targets": {
+                "step_vs_floor_ratio": TARGET_STEP_RATIO,
+                "sweep_growth_ratio": TARGET_SWEEP_GROWTH,
+                "branch_scaling_ratio": branch.TARGET_SCALING,
+            },
             "python": platform.python_version(),
             "spiffworkflow": getattr(SpiffWorkflow, "__version__", "3.2.x"),
             "sqlalchemy": sqlalchemy.__version__,
@@ -428,6 +450,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {size:>6} waiting  {sweep_ms:8.3f} ms  (of which the due query alone {query_ms:.3f} ms)")
     met = verdict(growth <= TARGET_SWEEP_GROWTH)
     print(f"  growth {growth:.2f}  (target <= {TARGET_SWEEP_GROWTH}: {met})")
+    scaling = results["branch_scaling_ratio"]
+    print("one branch task (mobilize), median:")
+    for size in branch.SIZES:
+        print(f"  {size:>6} branches  {results[f'branch_step_ms_{size}']:8.3f} ms")
+    met = verdict(scaling <= branch.TARGET_SCALING)
+    print(f"  scaling {scaling:.2f}  (target <= {branch.TARGET_SCALING}: {met})")
     print("due-instances query plan (10,000 waiting):")
     print(f"  {results['notes']['due_query_sql']}")
     for line in plan:
