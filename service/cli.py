@@ -207,8 +207,12 @@ def branch() -> None:
 @click.argument("name")
 @click.option("--members", default=0, type=click.IntRange(min=0), help="党员人数")
 @click.option("--classification", type=click.Choice(org.CLASSIFICATIONS), default=None, help="分类")
+@click.option("--term-start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="支委会任期开始日期")
+@click.option("--term-end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="支委会任期届满日期")
 @click.option("--actor", default=_default_actor)
-def branch_add(code: str, name: str, members: int, classification: str | None, actor: str) -> None:
+def branch_add(
+    code: str, name: str, members: int, classification: str | None, term_start, term_end, actor: str
+) -> None:
     """新增党支部。"""
     with transaction(_factory()) as session:
         org.add_branch(
@@ -217,10 +221,29 @@ def branch_add(code: str, name: str, members: int, classification: str | None, a
             name,
             members=members,
             classification=classification,
+            term_start=term_start.date() if term_start else None,
+            term_end=term_end.date() if term_end else None,
             now=clock_from_env().now(),
             actor=actor,
         )
     click.echo(f"已新增党支部：{code} {name}")
+
+
+@main.group(cls=_Group)
+def group() -> None:
+    """党小组管理。"""
+
+
+@group.command("add")
+@click.argument("code")
+@click.argument("name")
+@click.option("--leader", default=None, help="党小组长用户名（须为本党支部人员）")
+@click.option("--actor", default=_default_actor)
+def group_add(code: str, name: str, leader: str | None, actor: str) -> None:
+    """在党支部下设立党小组。"""
+    with transaction(_factory()) as session:
+        org.add_group(session, code, name, leader=leader, now=clock_from_env().now(), actor=actor)
+    click.echo(f"已设立党小组：{code} {name}")
 
 
 @main.group(cls=_Group)

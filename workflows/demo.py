@@ -88,6 +88,9 @@ def _organization(session: Session, company: dict[str, Any], now: datetime) -> N
                 now=now,
                 actor=actor,
             )
+        leader = next(p["username"] for p in branch["people"] if p["role"] == "group_leader")
+        org.add_group(session, branch["code"], "第一党小组", leader=leader, now=now, actor=actor)
+        org.add_group(session, branch["code"], "第二党小组", leader=None, now=now, actor=actor)
     for person in company["company"]:
         org.add_user(
             session,

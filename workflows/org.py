@@ -114,6 +114,8 @@ def add_branch(
         raise InvalidInput("党支部编号和名称不能为空")
     if members < 0:
         raise InvalidInput("党员人数不能为负数")
+    if term_start and term_end and term_end <= term_start:
+        raise InvalidInput("任期届满日期应晚于任期开始日期")
     if classification is not None and classification not in CLASSIFICATIONS:
         raise InvalidInput(f"分类应为 {'/'.join(CLASSIFICATIONS)} 之一")
     if session.get(Branch, code) is not None:
@@ -137,9 +139,53 @@ def add_branch(
         actor=actor,
         occurred_at=now,
         branch=code,
-        data={"code": code, "name": name, "members": members, "classification": classification},
+        data={
+            "code": code,
+            "name": name,
+            "members": members,
+            "classification": classification,
+            "term_start": term_start.isoformat() if term_start else None,
+            "term_end": term_end.isoformat() if term_end else None,
+        },
     )
     return branch
+
+
+def add_group(
+    session: Session, branch_code: str, name: str, *, leader: str | None, now: datetime, actor: str
+) -> PartyGroup:
+    """Set up a Party group (党小组) in a branch; its leader, if named, must be a person of the branch."""
+    branch(session, branch_code)
+    name = name.strip()
+    if not name:
+        raise InvalidInput("党小组名称不能为空")
+    if leader is not None and leader not in people_of(session, branch_code):
+        raise InvalidInput(f"党小组长“{leader}”不是本党支部人员")
+    if session.scalar(
+        select(PartyGroup.id).where(PartyGroup.branch_code == branch_code, PartyGroup.name == name)
+    ):
+        raise Conflict(f"党支部 {branch_code} 已有党小组“{name}”")
+    group = PartyGroup(branch_code=branch_code, name=name, leader=leader)
+    session.add(group)
+    session.flush()
+    audit.append(
+        session,
+        action="org.group_added",
+        actor=actor,
+        occurred_at=now,
+        branch=branch_code,
+        data={"branch": branch_code, "name": name, "leader": leader},
+    )
+    return group
+
+
+def groups(session: Session, branch_code: str) -> list[PartyGroup]:
+    """The Party groups of a branch, by name."""
+    return list(
+        session.scalars(
+            select(PartyGroup).where(PartyGroup.branch_code == branch_code).order_by(PartyGroup.name)
+        )
+    )
 
 
 def branch(session: Session, code: str) -> Branch:

@@ -137,6 +137,13 @@ def test_bad_input_gets_a_clear_error_and_writes_nothing(cli, db_url):
         (("programme", "start", "2026", "--deadlines", "2026-07-31"), 1, "四个阶段"),
         (("programme", "start", "2026", "--deadlines", "a,b,c,d"), 1, "phase1_deadline"),
         (("obligations", "missed", "九支部"), 1, "不存在"),
+        (("group", "add", "一支部", "第一党小组", "--leader", "office1"), 1, "不是本党支部人员"),
+        (
+            ("branch", "add", "三支部", "三", "--term-start", "2026-01-01", "--term-end", "2025-01-01"),
+            1,
+            "任期",
+        ),
+        (("branch", "add", "三支部", "三", "--term-end", "2026-13-01"), 2, "2026-13-01"),
     ]
     for args, code, message in cases:
         result = cli(*args)
@@ -176,6 +183,8 @@ def test_organization_programme_and_inboxes_from_the_command_line(cli, tmp_path)
         == 0
     )
     assert cli("contact", "add", "lisi", "一支部").exit_code == 0
+    assert cli("group", "add", "一支部", "第一党小组", "--leader", "zhangsan").exit_code == 0
+    assert "已有党小组" in cli("group", "add", "一支部", "第一党小组").output
     assert cli("user", "add", "lisi", "--password", "ignored", "--role", "inspector").exit_code == 0
     own = {
         "name": "细则",
@@ -204,3 +213,9 @@ def test_organization_programme_and_inboxes_from_the_command_line(cli, tmp_path)
     assert "没有缺项" in cli("obligations", "missed", "一支部", now="2026-06-30T12:00:00").output
     missed = cli("obligations", "missed", "一支部", now="2026-07-01T00:00:01")
     assert "2026-06  主题党日  未开展" in missed.output and "（lisi）" in missed.output
+    term = cli(
+        "branch", "add", "二支部", "第二党支部", "--term-start", "2024-01-01", "--term-end", "2027-01-01"
+    )
+    assert term.exit_code == 0
+    created = cli("obligations", "generate", now="2026-11-24T09:00:00")
+    assert "换届" in cli("tasks", "--json").output and int(created.stdout) > 0  # incl. its re-election
