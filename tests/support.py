@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 
-from workflows import audit, consistency, inbox, instances, org, runner, specs, tasks, timers
-from workflows.clock import FixedClock
+from workflows import audit, catalog, consistency, inbox, instances, org, runner, specs, tasks, timers
+from workflows.clock import LOCAL_TZ, FixedClock
 from workflows.db import make_engine, make_session_factory
 from workflows.models import AuditEvent, ProcessInstance, TaskRecord
 
@@ -118,9 +120,15 @@ class Driver:
 COMPANY_BRANCHES = ["B1", "B2", "B3", "B4", "B5"]
 
 
+PROGRAMME_START = datetime(2026, 6, 1, 9, 0, tzinfo=LOCAL_TZ)
+
+
 def build_company(session, now, codes: list[str] = COMPANY_BRANCHES) -> None:
     """A company: per branch a secretary, a committee member, a group leader and an officer
-    (sec_X, mem_X, grp_X, off_X); office1, leader1, inspector1; committee1 contacts the first two."""
+    (sec_X, mem_X, grp_X, off_X); office1, leader1, inspector1; committee1 contacts the first two.
+    Deploys the diagrams and loads the default catalog first."""
+    specs.deploy_all(session, now=now, actor="tester")
+    catalog.load(session, catalog.read_file(catalog.DEFAULT_CATALOG), now=now, actor="tester")
     for code in codes:
         org.add_branch(session, code, f"第{code}党支部", now=now, actor="tester", members=15)
         for prefix, role in (

@@ -96,6 +96,13 @@ class ContactPoint(Base):
     branch_code: Mapped[str] = mapped_column(ForeignKey("branches.code"), index=True)
 
 
+def _audit(
+    session: Session, action: str, actor: str, now: datetime, *, data: dict, branch: str | None = None
+) -> None:
+    """Every change to the organization is an audit event."""
+    audit.append(session, action=action, actor=actor, occurred_at=now, branch=branch, data=data)
+
+
 def add_branch(
     session: Session,
     code: str,
@@ -133,11 +140,11 @@ def add_branch(
     )
     session.add(branch)
     session.flush()
-    audit.append(
+    _audit(
         session,
-        action="org.branch_added",
-        actor=actor,
-        occurred_at=now,
+        "org.branch_added",
+        actor,
+        now,
         branch=code,
         data={
             "code": code,
@@ -168,11 +175,11 @@ def add_group(
     group = PartyGroup(branch_code=branch_code, name=name, leader=leader)
     session.add(group)
     session.flush()
-    audit.append(
+    _audit(
         session,
-        action="org.group_added",
-        actor=actor,
-        occurred_at=now,
+        "org.group_added",
+        actor,
+        now,
         branch=branch_code,
         data={"branch": branch_code, "name": name, "leader": leader},
     )
@@ -208,11 +215,11 @@ def classify(session: Session, code: str, classification: str, *, now: datetime,
     found = branch(session, code)
     if found.classification != classification:
         found.classification = classification
-        audit.append(
+        _audit(
             session,
-            action="org.branch_classified",
-            actor=actor,
-            occurred_at=now,
+            "org.branch_classified",
+            actor,
+            now,
             branch=code,
             data={"code": code, "classification": classification},
         )
@@ -225,13 +232,7 @@ def set_demonstration(session: Session, codes: list[str], *, now: datetime, acto
     for each in session.scalars(select(Branch)):
         each.demonstration = each.code in codes
     session.flush()
-    audit.append(
-        session,
-        action="org.demonstration_set",
-        actor=actor,
-        occurred_at=now,
-        data={"branches": sorted(codes)},
-    )
+    _audit(session, "org.demonstration_set", actor, now, data={"branches": sorted(codes)})
     return sorted(codes)
 
 
@@ -285,11 +286,11 @@ def add_user(
         raise Conflict(f"用户 {username} 已有该角色")
     session.add(RoleGrant(username=username, role=role, branch_code=branch_code))
     session.flush()
-    audit.append(
+    _audit(
         session,
-        action="org.role_granted",
-        actor=actor,
-        occurred_at=now,
+        "org.role_granted",
+        actor,
+        now,
         branch=branch_code,
         data={"username": username, "role": role, "branch": branch_code},
     )
@@ -336,11 +337,11 @@ def add_contact(
     point = ContactPoint(username=username, branch_code=branch_code)
     session.add(point)
     session.flush()
-    audit.append(
+    _audit(
         session,
-        action="org.contact_added",
-        actor=actor,
-        occurred_at=now,
+        "org.contact_added",
+        actor,
+        now,
         branch=branch_code,
         data={"username": username, "branch": branch_code},
     )

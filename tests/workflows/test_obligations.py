@@ -7,8 +7,8 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import select
 
-from tests.support import Company, Driver, build_company
-from workflows import catalog, obligations, org, runner, specs
+from tests.support import PROGRAMME_START, Company, Driver, build_company
+from workflows import obligations, org, runner
 from workflows.clock import LOCAL_TZ
 from workflows.db import transaction
 
@@ -33,10 +33,8 @@ def test_periods(frequency, day, expected):
 
 @pytest.fixture
 def company(db_url, factory, clock):
-    clock.set(datetime(2026, 6, 1, 9, 0, tzinfo=LOCAL_TZ))
+    clock.set(PROGRAMME_START)
     with transaction(factory) as session:
-        specs.deploy_all(session, now=clock.now(), actor="tester")
-        catalog.load(session, catalog.read_file(catalog.DEFAULT_CATALOG), now=clock.now(), actor="tester")
         build_company(session, clock.now(), ["B1", "B2"])
         org.branch(session, "B1").term_end = date(2026, 8, 15)  # re-election falls due within 90 days
     driver = Driver(db_url, clock, "restored")

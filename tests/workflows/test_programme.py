@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.support import COMPANY_BRANCHES as CODES
-from tests.support import Company, Driver, build_company
-from workflows import catalog, inbox, specs
+from tests.support import PROGRAMME_START, Company, Driver, build_company
+from workflows import catalog, inbox
 from workflows.clock import LOCAL_TZ
 from workflows.db import transaction
 from workflows.models import AuditEvent, ProcessInstance
@@ -23,10 +23,8 @@ ROLE_PREFIXES = ("sec", "mem", "grp", "off")
 
 @pytest.fixture
 def company(factory, clock):
-    clock.set(datetime(2026, 6, 1, 9, 0, tzinfo=LOCAL_TZ))
+    clock.set(PROGRAMME_START)
     with transaction(factory) as session:
-        specs.deploy_all(session, now=clock.now(), actor="tester")
-        catalog.load(session, catalog.read_file(catalog.DEFAULT_CATALOG), now=clock.now(), actor="tester")
         build_company(session, clock.now())
     return factory
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 import pytest
 from sqlalchemy import select
 
-from tests.support import COMPANY_BRANCHES, Company, Driver, build_company
-from workflows import catalog, specs, spotcheck
-from workflows.clock import LOCAL_TZ
+from tests.support import COMPANY_BRANCHES, PROGRAMME_START, Company, Driver, build_company
+from workflows import spotcheck
 from workflows.db import transaction
 from workflows.models import AuditEvent, ProcessInstance
 from workflows.runner import start_programme
@@ -34,10 +32,8 @@ def test_a_tampered_record_does_not_reproduce():
 
 @pytest.fixture
 def programme_at_spot_checks(db_url, factory, clock):
-    clock.set(datetime(2026, 6, 1, 9, 0, tzinfo=LOCAL_TZ))
+    clock.set(PROGRAMME_START)
     with transaction(factory) as session:
-        specs.deploy_all(session, now=clock.now(), actor="tester")
-        catalog.load(session, catalog.read_file(catalog.DEFAULT_CATALOG), now=clock.now(), actor="tester")
         build_company(session, clock.now())
     driver = Driver(db_url, clock, "restored")
     start_programme(driver.factory(), 2026, None, actor="office1", clock=clock)
