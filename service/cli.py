@@ -158,7 +158,9 @@ def _task_line(row) -> str:
     late = f"  ⚠ 已逾期（{row.escalation_level} 级）" if row.escalation_level else ""
     where = f"  {row.branch}" if row.branch else ""
     who = f"  @{row.assignee}" if row.assignee else ""
-    return f"{row.id}  实例{row.instance_id}{where}  {row.title}  [{row.lane or ''}]{who}  期限 {due}{late}"
+    about = f"：{row.subject}" if row.subject else ""
+    lane = f"[{row.lane or ''}]"
+    return f"{row.id}  实例{row.instance_id}{where}  {row.title}{about}  {lane}{who}  期限 {due}{late}"
 
 
 @main.command()

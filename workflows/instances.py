@@ -350,6 +350,7 @@ def task_details(session: Session, record: TaskRecord) -> dict[str, Any]:
         "instance_id": record.instance_id,
         "bpmn_id": record.bpmn_id,
         "title": record.title,
+        "subject": record.subject,
         "lane": record.lane,
         "form_key": record.form_key,
         "due_at": record.due_at.isoformat() if record.due_at else None,

@@ -86,6 +86,7 @@ class TaskRecord(Base):
     process_id: Mapped[str] = mapped_column(String(200))
     bpmn_id: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(String(300))
+    subject: Mapped[str | None] = mapped_column(String(300))  # the instance's title: what the task is about
     lane: Mapped[str | None] = mapped_column(String(100))
     form_key: Mapped[str | None] = mapped_column(String(200))
     branch: Mapped[str | None] = mapped_column(String(50))

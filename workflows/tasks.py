@@ -155,6 +155,7 @@ def sync(
             "instance_id": instance.id,
             "process_id": instance.process_id,
             "branch": instance.branch,
+            "subject": instance.title,
             "status": "open",
             "created_at": now,
             "completed_at": None,
