@@ -7,13 +7,14 @@ from typing import Any
 from flask import Flask, jsonify, render_template
 
 from workflows import overview
+from workflows.clock import clock_from_env
 from workflows.db import database_url, make_engine, make_session_factory
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Application factory. No scheduler starts here; it has its own entry point."""
     app = Flask(__name__, instance_relative_config=True)
-    app.config.from_mapping(DATABASE_URL=database_url())
+    app.config.from_mapping(DATABASE_URL=database_url(), CLOCK=clock_from_env())
     if config:
         app.config.from_mapping(config)
     engine = make_engine(app.config["DATABASE_URL"])
@@ -26,6 +27,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.get("/")
     def index():
         with app.extensions["zhibu.sessions"]() as session:
-            return render_template("overview.html", branches=overview.company(session))
+            now = app.config["CLOCK"].now()
+            return render_template("overview.html", branches=overview.company(session, now))
 
     return app

@@ -126,6 +126,7 @@ def start(process_id: str, data_text: str | None, actor: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出（含表单 schema 与数据）")
 def list_tasks(instance_id: int | None, username: str | None, as_json: bool) -> None:
     """列出待办的人工任务。"""
+    now = clock_from_env().now()
     with _factory()() as session:
         if username is None:
             sections = [("", tasks.open_rows(session, instance_id), True)]
@@ -148,14 +149,15 @@ def list_tasks(instance_id: int | None, username: str | None, as_json: bool) -> 
             if heading:
                 click.echo(f"【{heading}】{len(rows)} 项")
             for row in rows:
-                click.echo(_task_line(row))
+                click.echo(_task_line(row, now))
         if not any(rows for _, rows, _ in sections):
             click.echo("没有待办任务")
 
 
-def _task_line(row) -> str:
+def _task_line(row, now) -> str:
     due = row.due_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if row.due_at else "—"
-    late = f"  ⚠ 已逾期（{row.escalation_level} 级）" if row.escalation_level else ""
+    late = "  ⚠ 已逾期" if row.due_at and row.due_at <= now else ""
+    late += f"（催办第 {row.escalation_level} 级）" if row.escalation_level else ""
     where = f"  {row.branch}" if row.branch else ""
     who = f"  @{row.assignee}" if row.assignee else ""
     about = f"：{row.subject}" if row.subject else ""

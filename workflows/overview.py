@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -25,7 +26,7 @@ class BranchLine:
     current_steps: list[str]
 
 
-def company(session: Session) -> list[BranchLine]:
+def company(session: Session, now: datetime) -> list[BranchLine]:
     """Every active branch with its open and overdue task counts and its programme's current steps."""
     counts = {
         branch: (total, late)
@@ -33,7 +34,7 @@ def company(session: Session) -> list[BranchLine]:
             select(
                 TaskRecord.branch,
                 func.count(),
-                func.sum(case((TaskRecord.escalation_level > 0, 1), else_=0)),
+                func.sum(case((TaskRecord.due_at <= now, 1), else_=0)),
             )
             .where(TaskRecord.status == "open")
             .group_by(TaskRecord.branch)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows import audit, catalog, obligations, org, spotcheck
+from workflows import audit, calendar, catalog, escalation, notify, obligations, org, spotcheck
 from workflows.engine import current_step, register_script_functions
 
 PHASES = ("phase1", "phase2", "phase3", "phase4")
@@ -167,6 +167,54 @@ def mark_occurrence_recorded() -> dict[str, Any]:
     return obligations.mark_recorded(step.session, step.instance.id, step.clock.now())
 
 
+def workday_deadline(deadline: str, offset: int = 0) -> str:
+    """Timer instant for a date deadline moved by `offset` working days (rest days skipped)."""
+    when, _ = calendar.deadline(calendar.load(current_step().session), deadline, offset)
+    return when.isoformat()
+
+
+def escalation_at(task_id: str, level: int, deadline: str) -> str:
+    """Timer instant at which a task of this process reaches a level of its escalation ladder."""
+    step = current_step()
+    when, _ = escalation.instant(step.session, step.instance.process_id, task_id, level, deadline)
+    return when
+
+
+def escalate(task_id: str, level: int, assignee: str | None = None) -> dict[str, Any]:
+    """A ladder level was reached: notify its people and, where the ladder says so, file a notice."""
+    step = current_step()
+    instance, now = step.instance, step.clock.now()
+    entry = escalation.level(instance.process_id, task_id, level)
+    people = escalation.recipients(step.session, entry["notify"], branch=instance.branch, assignee=assignee)
+    subject = instance.title or instance.process_id
+    where = f"（{instance.branch}）" if instance.branch else ""
+    title = f"【{entry['name']}】{subject}{where}"
+    body = f"“{subject}”已到催办阶梯第 {level} 级（{entry['name']}），请及时处理。"
+    notify.send(
+        step.session,
+        people,
+        kind="escalation",
+        title=title,
+        body=body,
+        now=now,
+        actor="system:escalation",
+        instance_id=instance.id,
+        branch=instance.branch,
+    )
+    if entry.get("notice"):
+        text = f"“{subject}”超过整改时限 {entry['offset']} 个工作日仍未完成，予以通报批评。"
+        escalation.file_notice(
+            step.session,
+            branch=instance.branch,
+            instance_id=instance.id,
+            task_id=task_id,
+            subject=subject,
+            text=text,
+            now=now,
+        )
+    return {"level": level, "name": entry["name"], "notified": people}
+
+
 register_script_functions(
     {
         fn.__name__: fn
@@ -185,6 +233,9 @@ register_script_functions(
             set_demonstration,
             draw_spot_check,
             mark_occurrence_recorded,
+            workday_deadline,
+            escalation_at,
+            escalate,
         )
     }
 )

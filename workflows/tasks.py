@@ -16,6 +16,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from workflows import escalation
 from workflows.engine import all_tasks
 from workflows.models import InstanceRow, TaskRecord
 from workflows.specs import form_key
@@ -51,23 +52,29 @@ def _assignee(task: Task) -> str | None:
 def _deadline(task: Task) -> tuple[datetime | None, int]:
     """Due time and escalation level from the timers attached to a task.
 
-    The earliest attached timer is the deadline; each timer that has already fired is one
-    escalation level. Attached events are the task's siblings under Spiff's boundary split.
+    A ladder timer (`escalation_at(task, level, ...)`) marked as the deadline level gives the due
+    time and each ladder level reached counts as that level; plain timers count one level each and
+    the earliest is the deadline. Attached events are the task's siblings under Spiff's boundary split.
     """
     parent = task.parent
     if parent is None or parent.task_spec.__class__.__name__ != "BoundaryEventSplit":
         return None, 0
-    due, fired = None, 0
+    process_id = task.workflow.spec.name
+    earliest, deadline, fired, level = None, None, 0, 0
     for sibling in parent.children:
         definition = getattr(sibling.task_spec, "event_definition", None)
         if sibling is task or not isinstance(definition, TimerEventDefinition):
             continue
         when = timer_instant(sibling._get_internal_data("event_value"))
-        if when is not None and (due is None or when < due):
-            due = when
+        ladder = escalation.timer_level(definition.expression)
+        if when is not None and (earliest is None or when < earliest):
+            earliest = when
+        if ladder is not None and escalation.is_deadline(process_id, *ladder):
+            deadline = when
         if sibling.state == TaskState.COMPLETED:
             fired += 1
-    return due, fired
+            level = max(level, ladder[1] if ladder else fired)
+    return (deadline or earliest), level
 
 
 def snapshot(workflow: BpmnWorkflow) -> dict[str, TaskView]:

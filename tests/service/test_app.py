@@ -25,5 +25,5 @@ def test_overview_counts_open_and_overdue_tasks_per_branch(db_url, deployed, clo
     clock.advance(days=2)
     assert driver.tick() == 1
     driver.close()
-    text = create_app({"DATABASE_URL": db_url}).test_client().get("/").get_data(as_text=True)
+    text = create_app({"DATABASE_URL": db_url, "CLOCK": clock}).test_client().get("/").get_data(as_text=True)
     assert "第一党支部" in text and "待办 2 项" in text and "逾期 1 项" in text

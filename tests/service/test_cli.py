@@ -85,14 +85,14 @@ def test_a_whole_loop_from_the_command_line(cli, db_url):
     assert cli("complete", assign["id"], "--data", json.dumps(ASSIGNED)).exit_code == 0
     [fix] = open_tasks(cli)
     assert fix["due_at"] == "2026-11-30T16:00:00+00:00"  # 2026-12-01 00:00 Beijing time
-    assert cli("tick", now="2026-11-30T23:00").output.strip() == "0"
+    assert cli("tick", now="2026-11-30T23:00").output.strip() == "1"  # the reminder, 3 working days before
     assert cli("tick", now="2026-12-01T08:00").output.strip() == "1"
-    listing = cli("tasks")
+    listing = cli("tasks", now="2026-12-01T08:00")
     assert "整改落实" in listing.output and "已逾期" in listing.output
     checked = cli("check")
     assert checked.exit_code == 0 and "0 处不一致" in checked.output
     verified = cli("audit", "verify")
-    assert verified.exit_code == 0 and "共 15 条事件" in verified.output
+    assert verified.exit_code == 0 and "共 18 条事件" in verified.output
     with make_engine(db_url).connect() as conn:
         started = conn.execute(select(AuditEvent).where(AuditEvent.action == "instance.started")).one()
     assert started.occurred_at == datetime(2026, 11, 24, 10, 0, tzinfo=LOCAL_TZ)

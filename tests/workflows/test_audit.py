@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from sqlalchemy import delete, select, update
 
 from tests.support import ASSIGNED, FIXED, REGISTERED, Driver
 from workflows import audit, specs
+from workflows.clock import LOCAL_TZ
 from workflows.db import transaction
 from workflows.models import AuditEvent, AuditHead
 
@@ -19,8 +22,8 @@ def trail(db_url, deployed, clock):
     driver = Driver(db_url, clock, "straight")
     iid = driver.start(REGISTERED, actor="office1")
     driver.complete(driver.only_task(iid).id, ASSIGNED, actor="secretary1")
-    clock.advance(days=10)
-    assert driver.tick() == 1
+    clock.set(datetime(2026, 11, 26, 0, 0, 1, tzinfo=LOCAL_TZ))
+    assert driver.tick() == 1  # the ladder's reminder
     driver.complete(driver.only_task(iid).id, FIXED, actor="zhangsan")
     yield driver, deployed
     driver.close()
@@ -47,18 +50,20 @@ def test_every_step_is_an_event_with_actor_time_instance_task_and_data(trail):
         "org.role_granted",
         "instance.started",
         "task.completed",
+        "notification.sent",
         "timer.fired",
         "task.completed",
     ]
-    started, assigned, fired, fixed = events[DEPLOYED + 4 :]
+    started, assigned, notified, fired, fixed = events[DEPLOYED + 4 :]
+    assert notified.actor == "system:escalation" and '"to":["zhangsan"]' in notified.data
     assert started.actor == "office1" and started.instance_id is not None
     assert '"title":"支委会记录不全"' in started.data
     assert (assigned.actor, assigned.bpmn_id, assigned.branch) == ("secretary1", "assign", "一支部")
     assert assigned.task_id is not None and '"deadline":"2026-11-30"' in assigned.data
-    assert fired.actor == "system:timer" and fired.bpmn_id == "fix_deadline"
+    assert fired.actor == "system:timer" and fired.bpmn_id == "fix_remind"
     assert fixed.occurred_at == driver.clock.now()
     result = driver.verify()
-    assert result.ok and result.events == DEPLOYED + 8
+    assert result.ok and result.events == DEPLOYED + 9
 
 
 def test_edit_is_detected(trail):
@@ -134,4 +139,4 @@ def test_untouched_chain_verifies_after_many_writers(trail):
     for _ in range(3):
         driver.start(REGISTERED)
     result = verify(factory)
-    assert result.ok and result.events == DEPLOYED + 11
+    assert result.ok and result.events == DEPLOYED + 12

@@ -10,7 +10,9 @@ from tests.support import ASSIGNED, FIXED, REGISTERED, Driver
 from workflows.clock import LOCAL_TZ
 from workflows.errors import Conflict, FormInvalid
 
-DEADLINE_END = datetime(2026, 12, 1, 0, 0, tzinfo=LOCAL_TZ)
+DEADLINE_END = datetime(2026, 12, 1, 0, 0, tzinfo=LOCAL_TZ)  # deadline 2026-11-30, a working day
+REMIND_AT = datetime(2026, 11, 26, 0, 0, tzinfo=LOCAL_TZ)  # ladder level 1: 3 working days before
+SUPERVISE_AT = datetime(2026, 12, 8, 0, 0, tzinfo=LOCAL_TZ)  # level 3: 5 working days after 11-30
 
 
 @pytest.fixture(params=["straight", "restored"])
@@ -37,14 +39,14 @@ def reach_fix(driver: Driver) -> tuple[int, str]:
     fix = driver.only_task(iid)
     assert (fix.bpmn_id, fix.lane, fix.due_at) == ("fix", "整改责任人", DEADLINE_END)
     assert fix.escalation_level == 0
-    assert driver.instance(iid).next_due_at == DEADLINE_END
+    assert driver.instance(iid).next_due_at == REMIND_AT  # the ladder's first level comes first
     assert_index_matches(driver, iid)
     return iid, fix.id
 
 
 def test_accepted_first_time(driver):
     iid, fix_id = reach_fix(driver)
-    driver.clock.advance(days=2)
+    driver.clock.advance(days=1)
     driver.complete(fix_id, FIXED, actor="zhangsan")
     signoff = driver.only_task(iid)
     assert (signoff.bpmn_id, signoff.lane) == ("signoff", "党委工作室")
@@ -96,28 +98,43 @@ def test_rejected_twice_then_accepted(driver):
 
 def test_deadline_missed(driver):
     iid, fix_id = reach_fix(driver)
+    driver.clock.set(datetime(2026, 11, 25, 23, 59, 59, tzinfo=LOCAL_TZ))
+    assert driver.tick() == 0
+    driver.clock.set(datetime(2026, 11, 26, 0, 0, 1, tzinfo=LOCAL_TZ))
+    assert driver.tick() == 1  # reminder
+    fix = driver.only_task(iid)
+    assert (fix.escalation_level, fix.due_at) == (1, DEADLINE_END)
+    assert driver.instance(iid).next_due_at == DEADLINE_END
     driver.clock.set(datetime(2026, 11, 30, 23, 59, 59, tzinfo=LOCAL_TZ))
     assert driver.tick() == 0
-    assert driver.only_task(iid).escalation_level == 0
     driver.clock.set(datetime(2026, 12, 1, 0, 0, 1, tzinfo=LOCAL_TZ))
-    assert driver.tick() == 1
+    assert driver.tick() == 1  # overdue
     assert driver.tick() == 0  # fires once
     fix = driver.only_task(iid)
-    assert (fix.id, fix.escalation_level, fix.due_at) == (fix_id, 1, DEADLINE_END)
-    assert driver.instance(iid).next_due_at is None
+    assert (fix.id, fix.escalation_level, fix.due_at) == (fix_id, 2, DEADLINE_END)
+    assert driver.instance(iid).next_due_at == SUPERVISE_AT
     assert_index_matches(driver, iid)
     fired = [e for e in driver.events(iid) if e.action == "timer.fired"]
-    assert [(e.actor, e.bpmn_id, e.task_id is not None, e.occurred_at) for e in fired] == [
-        ("system:timer", "fix_deadline", True, driver.clock.now())
+    assert [(e.actor, e.bpmn_id, e.task_id is not None) for e in fired] == [
+        ("system:timer", "fix_remind", True),
+        ("system:timer", "fix_deadline", True),
     ]
+    assert fired[-1].occurred_at == driver.clock.now()
     # Fixed late, rejected: the new 整改落实 is overdue from the moment it opens.
     driver.complete(fix_id, FIXED, actor="zhangsan")
+    assert driver.instance(iid).next_due_at is None  # the ladder left with the fix task
     driver.complete(driver.only_task(iid).id, {"approved": False, "comment": "逾期且不完整"}, actor="office1")
     again = driver.only_task(iid)
-    assert again.bpmn_id == "fix" and again.escalation_level == 1
-    assert len([e for e in driver.events(iid) if e.action == "timer.fired"]) == 2
+    assert again.bpmn_id == "fix" and again.escalation_level == 2
+    assert len([e for e in driver.events(iid) if e.action == "timer.fired"]) == 4
     assert_index_matches(driver, iid)
+    # A new deadline given with the rejection restarts the ladder.
     driver.complete(again.id, FIXED, actor="zhangsan")
+    retry = {"approved": False, "comment": "再次退回", "deadline": "2026-12-31"}
+    driver.complete(driver.only_task(iid).id, retry, actor="office1")
+    third = driver.only_task(iid)
+    assert (third.escalation_level, third.due_at) == (0, datetime(2027, 1, 1, tzinfo=LOCAL_TZ))
+    driver.complete(third.id, FIXED, actor="zhangsan")
     driver.complete(driver.only_task(iid).id, {"approved": True}, actor="office1")
     assert driver.instance(iid).status == "completed"
     assert driver.verify().ok

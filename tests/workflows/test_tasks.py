@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import ASSIGNED, FIXED, REGISTERED, Driver
-from workflows.clock import FixedClock
+from workflows.clock import LOCAL_TZ, FixedClock
 from workflows.errors import Conflict, FormInvalid
 
-VALID = {"register": REGISTERED, "assign": ASSIGNED, "fix": FIXED}
+VALID = {
+    "register": REGISTERED,
+    "assign": ASSIGNED,
+    "fix": FIXED,
+    "supervise": {"requirement": "三日内完成", "due": "2026-12-20"},
+    "interview": {"date": "2026-12-20", "interviewer": "office1", "notes": "约谈"},
+}
 INVALID = {
     "register": {"source": "?"},
     "assign": {"deadline": "明天"},
     "fix": {"evidence": []},
     "signoff": {},
+    "supervise": {"requirement": ""},
+    "interview": {"date": "昨天"},
 }
+# The ladder of 整改落实 for ASSIGNED's deadline (2026-11-30): reminder, deadline, supervision, interview.
+LADDER = [datetime(2026, 11, 26, tzinfo=LOCAL_TZ), datetime(2026, 12, 1, tzinfo=LOCAL_TZ)]
+LADDER += [datetime(2026, 12, 8, tzinfo=LOCAL_TZ), datetime(2026, 12, 15, tzinfo=LOCAL_TZ)]
 
 moves = st.lists(
     st.one_of(
@@ -76,6 +89,6 @@ def test_random_walk_keeps_indexes_true(mode, db_url, deployed, clock, registere
         assert_indexes_hold(driver, iid)
     if driver.instance(iid).status == "completed":
         assert driver.open_tasks(iid) == [] and driver.instance(iid).next_due_at is None
-    overdue = [t for t in driver.open_tasks(iid) if t.due_at and t.due_at < driver.clock.now()]
-    assert all(t.escalation_level == 1 for t in overdue if t.bpmn_id == "fix")
+    reached = len([at for at in LADDER if at <= driver.clock.now()])
+    assert all(t.escalation_level == reached for t in driver.open_tasks(iid) if t.bpmn_id == "fix")
     driver.close()

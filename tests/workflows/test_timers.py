@@ -33,11 +33,13 @@ def test_sweep_loads_only_due_instances(db_url, deployed, clock, engine):
         result = runner.sweep(deployed, clock=clock)
     finally:
         event.remove(engine, "before_cursor_execute", spy)
-    assert (result.fired, result.instances, result.failed) == (4, 4, {})
+    # Deadline 11-26: its reminder fired when the task opened (already past), now the deadline fires.
+    # Deadline 11-27: reminder and deadline both fire now. Each instance is loaded once all the same.
+    assert (result.fired, result.instances, result.failed) == (6, 4, {})
     assert len(loaded) == 4  # one state read per due instance; never the 5 that are not due
     for iid in due_ids:
-        assert driver.only_task(iid).escalation_level == 1
-        assert driver.instance(iid).next_due_at is None
+        assert driver.only_task(iid).escalation_level == 2
+        assert driver.instance(iid).next_due_at > clock.now()  # the ladder's next level
     for iid in later_ids + idle:
         assert driver.only_task(iid).escalation_level == 0
     assert driver.mismatches() == []
@@ -70,7 +72,7 @@ def test_sweep_pages_through_more_due_instances_than_one_batch(db_url, deployed,
         ids.append(iid)
     clock.set(datetime(2026, 12, 2, 9, 0, tzinfo=LOCAL_TZ))
     result = runner.sweep(deployed, clock=clock, batch=2)
-    assert (result.fired, result.instances) == (5, 5)
-    assert all(driver.only_task(iid).escalation_level == 1 for iid in ids)
+    assert (result.fired, result.instances) == (10, 5)  # reminder and deadline of each
+    assert all(driver.only_task(iid).escalation_level == 2 for iid in ids)
     assert runner.sweep(deployed, clock=clock, batch=2).instances == 0
     driver.close()
