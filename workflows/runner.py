@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from workflows import audit, instances, obligations, timers
+from workflows import audit, channels, instances, notify, obligations, timers
 from workflows.clock import LOCAL_TZ, Clock
 from workflows.db import transaction
 from workflows.errors import Conflict, EngineError, InvalidInput
@@ -162,3 +162,38 @@ def generate_occurrences(
             continue
         created += 1
     return created
+
+
+@dataclass
+class DeliveryResult:
+    """What one delivery run did."""
+
+    sent: int = 0
+    failed: int = 0
+
+
+def deliver(
+    factory: sessionmaker[Session],
+    *,
+    clock: Clock,
+    smtp: channels.SmtpSettings | None = None,
+    limit: int = 50,
+) -> DeliveryResult:
+    """Send the due e-mail/webhook deliveries; each is leased, sent outside any transaction, then recorded."""
+    result = DeliveryResult()
+    with transaction(factory) as session:
+        batch = notify.claim(session, clock.now(), limit=limit)
+    for item in batch:
+        try:
+            if item.channel == "email":
+                channels.send_email(smtp, item.target, item.title, item.body)
+            else:
+                channels.send_webhook(item.target, item.title, item.body)
+            error = None
+        except channels.DeliveryError as exc:
+            error = str(exc)
+        with transaction(factory) as session:
+            notify.finish(session, item.delivery_id, error=error, now=clock.now())
+        result.sent += error is None
+        result.failed += error is not None
+    return result
