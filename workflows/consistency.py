@@ -45,7 +45,8 @@ def mismatches(session: Session, instance_ids: list[int] | None = None) -> Itera
                         f"索引中为 {_fmt(getattr(have, name))}"
                     )
         due = None if loaded.workflow.is_completed() else timers.next_due_at(timers.scan(loaded.workflow))
-        if due != instance.next_due_at:
+        # Backing off or parked after failed firings, next_due_at is the retry time (or none) on purpose.
+        if not instance.timer_failures and due != instance.next_due_at:
             yield f"实例 {instance.id}：next_due_at 应为 {_fmt(due)}，索引中为 {_fmt(instance.next_due_at)}"
         status = "completed" if loaded.workflow.is_completed() else "running"
         if instance.status != status:

@@ -61,7 +61,17 @@ _LOCK_BY_TASK = (
     .with_for_update(of=_INSTANCES)
 )
 _INSERT = insert(_INSTANCES)
-_WRITABLE = ("status", "branch", "title", "state_json", "next_due_at", "updated_at", "completed_at")
+_WRITABLE = (
+    "status",
+    "branch",
+    "title",
+    "state_json",
+    "next_due_at",
+    "updated_at",
+    "completed_at",
+    "timer_failures",
+    "timer_error",
+)
 _UPDATE = (
     update(_INSTANCES)
     .where(_INSTANCES.c.id == bindparam("row_id"), _INSTANCES.c.version == bindparam("expected"))
@@ -189,6 +199,7 @@ def _save(
     if row.status == "running" and workflow.is_completed():
         row.status, row.completed_at, loaded.completed_now = "completed", now, True
     row.next_due_at = None if row.status == "completed" else timers.next_due_at(after_timers)
+    row.timer_failures, row.timer_error = 0, None  # a step that saves has run the engine fine
     conn = session.connection()
     if row.id is None:
         row.version = 1
@@ -334,6 +345,16 @@ def fire_due_timers(
     fired = _audit_fired_timers(session, loaded, _save(session, loaded, now), now, actor)
     _audit_if_finished(session, loaded, actor, now)
     return fired
+
+
+def retry_timers(session: Session, instance_id: int, *, actor: str, clock: Clock) -> InstanceRow:
+    """Put an instance whose timers kept failing back into the sweep (after the office fixed the cause)."""
+    loaded = load(session, instance_id)
+    now = clock.now()
+    failures, error = loaded.row.timer_failures, loaded.row.timer_error
+    _save(session, loaded, now)
+    _record(session, loaded, "timer.retry", actor, now, data={"failures": failures, "error": error})
+    return loaded.row
 
 
 def task_details(session: Session, record: TaskRecord) -> dict[str, Any]:

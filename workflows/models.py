@@ -67,6 +67,9 @@ class ProcessInstance(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Timers that failed to fire: retried with backoff (next_due_at moved on), parked after too many.
+    timer_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    timer_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_instances_next_due_at", "next_due_at", "id"),)  # the sweep's keyset
     __mapper_args__ = {"version_id_col": version}
@@ -148,3 +151,5 @@ class InstanceRow:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+    timer_failures: int = 0
+    timer_error: str | None = None

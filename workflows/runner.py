@@ -32,23 +32,35 @@ def run_step(
     clock: Clock,
     actor: str,
     context: dict[str, Any],
+    on_failure: Callable[[Session, EngineError], None] | None = None,
 ) -> T:
-    """Run `step` in one transaction; on an engine failure roll back, audit the failure, re-raise."""
+    """Run `step` in one transaction; on an engine failure roll back, audit the failure, re-raise.
+
+    `on_failure` runs in the failure's own transaction, with the audit event (e.g. to back off a timer).
+    """
     try:
         with transaction(factory) as session:
             return step(session)
     except StaleDataError as exc:
         raise Conflict("该流程已被他人同时修改，请刷新后重试") from exc
     except EngineError as exc:
-        record_failure(factory, clock=clock, actor=actor, context=context, error=exc)
+        record_failure(factory, clock=clock, actor=actor, context=context, error=exc, on_failure=on_failure)
         raise
 
 
 def record_failure(
-    factory: sessionmaker[Session], *, clock: Clock, actor: str, context: dict[str, Any], error: Exception
+    factory: sessionmaker[Session],
+    *,
+    clock: Clock,
+    actor: str,
+    context: dict[str, Any],
+    error: EngineError,
+    on_failure: Callable[[Session, EngineError], None] | None = None,
 ) -> None:
     """Write a `step.failed` audit event for a step that was rolled back."""
     with transaction(factory) as session:
+        if on_failure is not None:
+            on_failure(session, error)
         audit.append(
             session,
             action="step.failed",
@@ -115,6 +127,7 @@ def sweep(factory: sessionmaker[Session], *, clock: Clock, batch: int = 500) -> 
                     clock=clock,
                     actor="system:timer",
                     context={"instance_id": instance_id, "action": "timer.fire"},
+                    on_failure=lambda s, exc, i=instance_id: timers.note_failure(s, i, now, exc.message),
                 )
             except EngineError as exc:
                 result.failed[instance_id] = exc.message

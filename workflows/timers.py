@@ -7,7 +7,7 @@ query), so its cost grows with the number of due timers, never with the number o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
@@ -92,3 +92,30 @@ def due_instance_ids(
     """Run `due_query`: the (next_due_at, id) keys of due instances."""
     rows = session.execute(due_query(now, after=after, limit=limit))
     return [(due, instance_id) for due, instance_id in rows]
+
+
+MAX_FAILURES = 5
+
+
+def failure_backoff(failures: int) -> timedelta:
+    """Wait before firing a failing instance's timers again: 1, 4, 16, 64 minutes …"""
+    return timedelta(minutes=4 ** max(0, failures - 1))
+
+
+def note_failure(session: Session, instance_id: int, now: datetime, error: str) -> bool:
+    """Count a failed firing; retry later with backoff, or park the instance. True when parked."""
+    row = session.get(ProcessInstance, instance_id)
+    if row is None:
+        return False
+    row.timer_failures = (row.timer_failures or 0) + 1
+    row.timer_error = error
+    parked = row.timer_failures >= MAX_FAILURES
+    row.next_due_at = None if parked else now + failure_backoff(row.timer_failures)
+    session.flush()
+    return parked
+
+
+def parked(session: Session) -> list[ProcessInstance]:
+    """Instances whose timers were given up on, for the office to look at."""
+    query = select(ProcessInstance).where(ProcessInstance.timer_failures >= MAX_FAILURES)
+    return list(session.scalars(query.order_by(ProcessInstance.id)))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import event, text
 
 from tests.support import ASSIGNED, REGISTERED, Driver
-from workflows import runner, timers
+from workflows import instances, runner, specs, timers
 from workflows.clock import LOCAL_TZ
+from workflows.db import transaction
 
 
 def test_sweep_loads_only_due_instances(db_url, deployed, clock, engine):
@@ -76,3 +77,61 @@ def test_sweep_pages_through_more_due_instances_than_one_batch(db_url, deployed,
     assert all(driver.only_task(iid).escalation_level == 2 for iid in ids)
     assert runner.sweep(deployed, clock=clock, batch=2).instances == 0
     driver.close()
+
+
+FAILING_TIMER = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="d" targetNamespace="t">
+  <bpmn:process id="failing_timer" isExecutable="true">
+    <bpmn:startEvent id="s"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="wait" />
+    <bpmn:intermediateCatchEvent id="wait"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:timerEventDefinition>
+        <bpmn:timeDate xsi:type="bpmn:tFormalExpression">"2026-11-25T00:00:00+08:00"</bpmn:timeDate>
+      </bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="boom" />
+    <bpmn:scriptTask id="boom"><bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:script>result = 1 / 0</bpmn:script></bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f3" sourceRef="boom" targetRef="e" />
+    <bpmn:endEvent id="e"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_a_failing_timer_backs_off_then_parks_and_can_be_retried(db_url, factory, clock, tmp_path):
+    (tmp_path / "bpmn").mkdir()
+    (tmp_path / "forms").mkdir()
+    (tmp_path / "bpmn" / "failing_timer.bpmn").write_text(FAILING_TIMER, "utf-8")
+    with transaction(factory) as session:
+        specs.deploy_all(
+            session, now=clock.now(), actor="t", bpmn_dir=tmp_path / "bpmn", forms_dir=tmp_path / "forms"
+        )
+    healthy = Driver(db_url, clock, "straight")
+    iid = healthy.start(None, process="failing_timer")
+    clock.set(datetime(2026, 11, 25, 9, 0, tzinfo=LOCAL_TZ))
+    waits = []
+    for attempt in range(1, timers.MAX_FAILURES + 1):
+        result = runner.sweep(factory, clock=clock)
+        assert (result.instances, result.fired, list(result.failed)) == (1, 0, [iid])
+        inst = healthy.instance(iid)
+        assert inst.timer_failures == attempt and "ZeroDivisionError" in inst.timer_error
+        if attempt < timers.MAX_FAILURES:
+            assert runner.sweep(factory, clock=clock).instances == 0  # not again before its backoff
+            waits.append(inst.next_due_at - clock.now())
+            clock.set(inst.next_due_at)
+    assert waits == [timedelta(minutes=m) for m in (1, 4, 16, 64)]
+    assert healthy.instance(iid).next_due_at is None  # parked
+    clock.advance(days=30)
+    assert runner.sweep(factory, clock=clock).instances == 0
+    with factory() as session:
+        assert [p.id for p in timers.parked(session)] == [iid]
+    assert healthy.mismatches() == []
+    failed = [e for e in healthy.events(iid) if e.action == "step.failed"]
+    assert len(failed) == timers.MAX_FAILURES
+    with transaction(factory) as session:  # the office fixed the cause (here: nothing) and retries
+        instances.retry_timers(session, iid, actor="office1", clock=clock)
+    assert healthy.instance(iid).timer_failures == 0 and healthy.instance(iid).next_due_at is not None
+    assert runner.sweep(factory, clock=clock).failed == {iid: healthy.instance(iid).timer_error}
+    assert healthy.instance(iid).timer_failures == 1
+    healthy.close()
