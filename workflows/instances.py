@@ -17,14 +17,15 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimeDateEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from workflows import audit, forms, org, scripts, specs, tasks, timers  # noqa: F401  (scripts registers)
+from workflows import audit, form_refs, forms, scripts, specs, tasks, timers  # noqa: F401  (scripts registers)
 from workflows.clock import Clock
-from workflows.engine import SCRIPT_ENGINE, SERIALIZER, StepContext, stepping
+from workflows.engine import SCRIPT_ENGINE, SERIALIZER, StepContext, all_tasks, stepping
 from workflows.errors import Conflict, EngineError, FormInvalid, InvalidInput, NotFound
 from workflows.models import InstanceRow, ProcessInstance, TaskRecord
 
@@ -96,7 +97,7 @@ def _advance(session: Session, row: InstanceRow, clock: Clock, actor: str, actio
 def _checked(session: Session, schema: dict | None, data: Any, branch: str | None) -> dict[str, Any]:
     """Form data that satisfies its schema and names only known branches and people, or FormInvalid."""
     submitted = forms.validate(schema, data)
-    errors = org.check_people(session, schema, submitted, branch)
+    errors = form_refs.check_people(session, schema, submitted, branch)
     if errors:
         raise FormInvalid(errors)
     return submitted
@@ -355,6 +356,33 @@ def retry_timers(session: Session, instance_id: int, *, actor: str, clock: Clock
     _save(session, loaded, now)
     _record(session, loaded, "timer.retry", actor, now, data={"failures": failures, "error": error})
     return loaded.row
+
+
+def recompute_timers(session: Session, instance_id: int, *, actor: str, clock: Clock) -> list[dict[str, Any]]:
+    """Re-evaluate the waiting date timers of an instance (after the working-day calendar changed).
+
+    Returns the timers whose instant moved; the instance is saved (and audited) only if one did.
+    """
+    loaded = load(session, instance_id)
+    moved = []
+
+    def step():
+        for task in all_tasks(loaded.workflow):
+            definition = getattr(task.task_spec, "event_definition", None)
+            if task.state != TaskState.WAITING or not isinstance(definition, TimeDateEventDefinition):
+                continue
+            old = task._get_internal_data("event_value")
+            new = SCRIPT_ENGINE.evaluate(task, definition.expression)
+            if old is not None and new != old:
+                task._set_internal_data(event_value=new)
+                moved.append({"timer": task.task_spec.bpmn_id, "from": old, "to": new})
+
+    _advance(session, loaded.row, clock, actor, step)
+    if moved:
+        now = clock.now()
+        _save(session, loaded, now)
+        _record(session, loaded, "timer.recomputed", actor, now, data={"timers": moved})
+    return moved
 
 
 def task_details(session: Session, record: TaskRecord) -> dict[str, Any]:
