@@ -10,9 +10,9 @@ send the same one; an expired lease is taken again. Functions never commit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, func, select, update
+from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from workflows import audit
@@ -57,6 +57,16 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DigestSent(Base):
+    """A daily digest claimed for a person and day (the primary key lets only one scheduler send it)."""
+
+    __tablename__ = "digests_sent"
+
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Preference(Base):

@@ -1,0 +1,143 @@
+"""Commands for deadlines: the scheduler, the working-day calendar, failing timers, notification settings."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import click
+
+from service import scheduler
+from service.cli.common import Group, default_actor, factory
+from workflows import calendar, instances, jobs, notify, org, timers
+from workflows.clock import clock_from_env
+from workflows.db import transaction
+from workflows.errors import NotFound
+
+
+@click.command("scheduler")
+@click.option("--interval", default=30, type=click.IntRange(min=1), help="定时器扫描间隔（秒）")
+@click.option("--once", is_flag=True, help="每项任务执行一次后退出")
+def scheduler_command(interval: int, once: bool) -> None:
+    """后台调度：触发到期定时器、生成例行工作、发送通知与每日提醒。"""
+    if once:
+        done = scheduler.run_once(factory())
+        sweep = done["sweep"]
+        click.echo(f"触发定时器 {sweep.fired} 个（{sweep.instances} 个实例，失败 {len(sweep.failed)} 个）")
+        click.echo(f"发送通知 {done['deliver'].sent} 条，失败 {done['deliver'].failed} 条")
+        click.echo(f"新生成例行工作 {done['obligations']} 项，每日提醒 {done['digests']} 份")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    click.echo(f"调度进程已启动（每 {interval} 秒扫描一次），Ctrl+C 退出")
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        scheduler.run_forever(factory(), interval=interval)
+
+
+@click.group(name="calendar", cls=Group)
+def calendar_group() -> None:
+    """工作日历（节假日与调休），供法定工作日期限使用。"""
+
+
+def _recompute(actor: str) -> None:
+    moved = jobs.recompute_deadlines(factory(), clock=clock_from_env(), actor=actor)
+    click.echo(f"已按新日历重新计算期限：{moved} 个流程实例的期限有变化")
+
+
+@calendar_group.command("add")
+@click.argument("day", type=click.DateTime(["%Y-%m-%d"]))
+@click.argument("kind", type=click.Choice(list(calendar.KINDS)))
+@click.option("--name", default="", help="名称，如“春节”")
+@click.option("--actor", default=default_actor)
+def calendar_add(day, kind: str, name: str, actor: str) -> None:
+    """登记一天为休息日（holiday）或调休工作日（workday）。"""
+    with transaction(factory()) as session:
+        calendar.add_day(session, day.date(), kind, name, now=clock_from_env().now(), actor=actor)
+    click.echo(f"{day.date().isoformat()} 已登记为{calendar.KINDS[kind]}")
+    _recompute(actor)
+
+
+@calendar_group.command("remove")
+@click.argument("day", type=click.DateTime(["%Y-%m-%d"]))
+@click.option("--actor", default=default_actor)
+def calendar_remove(day, actor: str) -> None:
+    """删除一天的登记。"""
+    with transaction(factory()) as session:
+        if not calendar.remove_day(session, day.date(), now=clock_from_env().now(), actor=actor):
+            raise NotFound(f"{day.date().isoformat()} 没有登记")
+    click.echo(f"已删除 {day.date().isoformat()} 的登记")
+    _recompute(actor)
+
+
+@calendar_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--actor", default=default_actor)
+def calendar_import(path: str, actor: str) -> None:
+    """从 CSV（日期,类型,名称）导入一年的节假日与调休安排。"""
+    with open(path, encoding="utf-8") as handle:
+        rows = calendar.parse_csv(handle.read())
+    with transaction(factory()) as session:
+        now = clock_from_env().now()
+        for day, kind, name in rows:
+            calendar.add_day(session, day, kind, name, now=now, actor=actor)
+    click.echo(f"已导入 {len(rows)} 天")
+    _recompute(actor)
+
+
+@calendar_group.command("list")
+@click.option("--year", type=int, default=None)
+def calendar_list(year: int | None) -> None:
+    """列出管理员登记的日期。"""
+    with factory()() as session:
+        rows = calendar.entries(session, year)
+        for row in rows:
+            click.echo(f"{row.day.isoformat()}  {calendar.KINDS[row.kind]}  {row.name}")
+    if not rows:
+        click.echo("没有登记（使用 chinesecalendar 数据，其后年份按周一至周五计算并标记为“日历未确认”）")
+
+
+@click.group(name="timers", cls=Group)
+def timers_group() -> None:
+    """定时器故障处理。"""
+
+
+@timers_group.command("parked")
+def timers_parked() -> None:
+    """列出因多次触发失败而暂停的流程实例。"""
+    with factory()() as session:
+        rows = timers.parked(session)
+        for row in rows:
+            name = row.title or row.process_id
+            click.echo(f"实例 {row.id}  {name}  失败 {row.timer_failures} 次：{row.timer_error}")
+    if not rows:
+        click.echo("没有暂停的定时器")
+
+
+@timers_group.command("retry")
+@click.argument("instance_id", type=int)
+@click.option("--actor", default=default_actor)
+def timers_retry(instance_id: int, actor: str) -> None:
+    """排除故障后，让实例的定时器重新参与扫描。"""
+    with transaction(factory()) as session:
+        instances.retry_timers(session, instance_id, actor=actor, clock=clock_from_env())
+    click.echo(f"实例 {instance_id} 的定时器已恢复")
+
+
+@click.command("notify-prefs")
+@click.argument("username")
+@click.option("--email", default=None, help="邮箱")
+@click.option("--webhook", default=None, help="企业微信/钉钉群机器人 Webhook 地址")
+@click.option("--digest/--no-digest", default=True, help="是否接收每日待办提醒")
+def notify_prefs(username: str, email: str | None, webhook: str | None, digest: bool) -> None:
+    """设置某人的通知方式（站内通知总是开启）。"""
+    with transaction(factory()) as session:
+        org.user(session, username)
+        notify.set_preferences(
+            session,
+            username,
+            email=email,
+            webhook_url=webhook,
+            email_enabled=email is not None,
+            webhook_enabled=webhook is not None,
+            digest_enabled=digest,
+        )
+    click.echo(f"已更新 {username} 的通知方式")
