@@ -54,6 +54,18 @@ class WorkCalendar:
         except NotImplementedError:  # a year the package has no data for
             return day.weekday() < 5, self._year_covered(day.year)
 
+    def year_confirmed(self, year: int) -> bool:
+        """Whether a year's holidays are known (from the package or the administrator's table)."""
+        try:
+            chinese_calendar.is_workday(date(year, 6, 1))
+            return True
+        except NotImplementedError:
+            return self._year_covered(year)
+
+    def confirmed_until(self, start: date, end: date) -> bool:
+        """Whether every year from `start` to `end` is known, so a deadline counted across them is sure."""
+        return all(self.year_confirmed(year) for year in range(start.year, end.year + 1))
+
     def _year_covered(self, year: int) -> bool:
         # A year the administrator has entered is taken as published: its other days follow the weekdays.
         return any(d.year == year for d in self.entries)

@@ -9,7 +9,7 @@ import click
 
 from service import create_app
 from service.cli.common import Group, default_actor, factory, parse_json
-from workflows import audit, catalog, consistency, demo, inbox, instances, runner, specs, tasks
+from workflows import audit, calendar, catalog, consistency, demo, inbox, instances, runner, specs, tasks
 from workflows.clock import LOCAL_TZ, clock_from_env
 from workflows.db import database_url, init_db, make_engine, make_session_factory, transaction
 
@@ -65,6 +65,7 @@ def list_tasks(instance_id: int | None, username: str | None, as_json: bool) -> 
     """列出待办的人工任务。"""
     now = clock_from_env().now()
     with factory()() as session:
+        work_calendar = calendar.load(session)
         if username is None:
             sections = [("", tasks.open_rows(session, instance_id), True)]
         else:
@@ -86,14 +87,16 @@ def list_tasks(instance_id: int | None, username: str | None, as_json: bool) -> 
             if heading:
                 click.echo(f"【{heading}】{len(rows)} 项")
             for row in rows:
-                click.echo(_task_line(row, now))
+                click.echo(_task_line(row, now, work_calendar))
         if not any(rows for _, rows, _ in sections):
             click.echo("没有待办任务")
 
 
-def _task_line(row, now) -> str:
+def _task_line(row, now, calendar_now) -> str:
     due = row.due_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if row.due_at else "—"
     late = "  ⚠ 已逾期" if row.due_at and row.due_at <= now else ""
+    if row.due_at and not calendar_now.confirmed_until(now.date(), row.due_at.astimezone(LOCAL_TZ).date()):
+        late += "（日历未确认）"
     late += f"（催办第 {row.escalation_level} 级）" if row.escalation_level else ""
     where = f"  {row.branch}" if row.branch else ""
     who = f"  @{row.assignee}" if row.assignee else ""
