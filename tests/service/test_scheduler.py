@@ -1,0 +1,73 @@
+"""The scheduler process: two of them at once fire every due timer exactly once."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from tests.support import Driver
+from workflows import specs
+from workflows.db import transaction
+from workflows.models import AuditEvent, ProcessInstance
+
+TICKER = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="d" targetNamespace="t">
+  <bpmn:process id="ticker" isExecutable="true">
+    <bpmn:startEvent id="s"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="wait" />
+    <bpmn:intermediateCatchEvent id="wait"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:timerEventDefinition>
+        <bpmn:timeDate xsi:type="bpmn:tFormalExpression">"2026-11-25T00:00:00+08:00"</bpmn:timeDate>
+      </bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="e" />
+    <bpmn:endEvent id="e"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+DUE = 1000
+ZHIBU = str(Path(sys.executable).with_name("zhibu"))
+
+
+def test_two_schedulers_fire_each_of_1000_due_timers_once(db_url, factory, clock, tmp_path):
+    (tmp_path / "bpmn").mkdir()
+    (tmp_path / "forms").mkdir()
+    (tmp_path / "bpmn" / "ticker.bpmn").write_text(TICKER, "utf-8")
+    with transaction(factory) as session:
+        specs.deploy_all(
+            session, now=clock.now(), actor="t", bpmn_dir=tmp_path / "bpmn", forms_dir=tmp_path / "forms"
+        )
+    driver = Driver(db_url, clock, "straight")
+    for _ in range(DUE):
+        driver.start(None, process="ticker")
+    driver.close()
+    env = {**os.environ, "ZHIBU_DATABASE_URL": db_url, "ZHIBU_NOW": "2026-11-25T09:00:00"}
+    runs = [
+        subprocess.Popen(
+            [ZHIBU, "scheduler", "--once"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    fired = [int(re.search(r"触发定时器 (\d+) 个", out).group(1)) for out, _ in outputs]
+    assert sum(fired) == DUE, fired
+    with factory() as session:
+        events = session.execute(
+            select(AuditEvent.instance_id, func.count())
+            .where(AuditEvent.action == "timer.fired")
+            .group_by(AuditEvent.instance_id)
+        ).all()
+        assert len(events) == DUE and {count for _, count in events} == {1}
+        assert session.scalar(select(func.count()).where(AuditEvent.action == "step.failed")) == 0
+        statuses = session.scalars(select(ProcessInstance.status).distinct()).all()
+        assert statuses == ["completed"]
+    again = subprocess.run(
+        [ZHIBU, "scheduler", "--once"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0 and "触发定时器 0 个" in again.stdout
