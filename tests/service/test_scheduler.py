@@ -56,7 +56,7 @@ def test_two_schedulers_fire_each_of_1000_due_timers_once(db_url, factory, clock
     outputs = [run.communicate(timeout=600) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     fired = [int(re.search(r"触发定时器 (\d+) 个", out).group(1)) for out, _ in outputs]
-    assert sum(fired) == DUE, fired
+    assert sum(fired) == DUE and min(fired) > 0, fired  # both worked, side by side
     with factory() as session:
         events = session.execute(
             select(AuditEvent.instance_id, func.count())
