@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, Response, abort, jsonify, render_template
 
-from workflows import overview
+from workflows import ical, overview
 from workflows.clock import clock_from_env
 from workflows.db import database_url, make_engine, make_session_factory
 
@@ -29,5 +29,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         with app.extensions["zhibu.sessions"]() as session:
             now = app.config["CLOCK"].now()
             return render_template("overview.html", branches=overview.company(session, now))
+
+    @app.get("/calendar/<token>.ics")
+    def calendar_feed(token: str):
+        with app.extensions["zhibu.sessions"]() as session:
+            username = ical.owner(session, token)
+            if username is None:
+                abort(404)
+            body = ical.feed(session, username)
+        return Response(body, mimetype="text/calendar", headers={"Cache-Control": "private, max-age=300"})
 
     return app

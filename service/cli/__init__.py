@@ -40,5 +40,6 @@ for command in (
     deadlines.calendar_group,
     deadlines.timers_group,
     deadlines.notify_prefs,
+    deadlines.feed_command,
 ):
     main.add_command(command)

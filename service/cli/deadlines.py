@@ -9,7 +9,7 @@ import click
 
 from service import scheduler
 from service.cli.common import Group, default_actor, factory
-from workflows import calendar, instances, jobs, notify, org, timers
+from workflows import calendar, ical, instances, jobs, notify, org, timers
 from workflows.clock import clock_from_env
 from workflows.db import transaction
 from workflows.errors import NotFound
@@ -141,3 +141,14 @@ def notify_prefs(username: str, email: str | None, webhook: str | None, digest: 
             digest_enabled=digest,
         )
     click.echo(f"已更新 {username} 的通知方式")
+
+
+@click.command("feed")
+@click.argument("username")
+@click.option("--rotate", is_flag=True, help="换一个新地址（旧地址失效）")
+def feed_command(username: str, rotate: bool) -> None:
+    """输出某人的日历订阅地址（iCalendar，可加到手机日历）。"""
+    with transaction(factory()) as session:
+        org.user(session, username)
+        token = ical.token_for(session, username, now=clock_from_env().now(), rotate=rotate)
+    click.echo(f"/calendar/{token}.ics")
