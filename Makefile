@@ -17,7 +17,8 @@ install: $(STAMP)
 run: install
 	$(BIN)/zhibu db init
 	$(BIN)/zhibu demo
-	$(BIN)/zhibu serve
+	# The scheduler runs beside the web service and stops with it.
+	$(BIN)/zhibu scheduler & SCHEDULER=$$!; trap "kill $$SCHEDULER 2>/dev/null" EXIT INT TERM; $(BIN)/zhibu serve
 
 test: install
 	$(BIN)/pytest -q
