@@ -5,48 +5,13 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-import pytest
-from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from service.cli import main
+from tests.service.conftest import dump
 from tests.support import ASSIGNED, REGISTERED
 from workflows.clock import LOCAL_TZ
 from workflows.db import make_engine
-from workflows.models import AuditEvent, Base, TaskRecord
-
-
-@pytest.fixture
-def cli(db_url):
-    """Run `zhibu ...` against the test database at a frozen time; `db init` already done."""
-    env = {"ZHIBU_DATABASE_URL": db_url, "ZHIBU_NOW": "2026-11-24T10:00:00"}
-
-    def run(*args: str, now: str | None = None):
-        return CliRunner().invoke(main, list(args), env={**env, **({"ZHIBU_NOW": now} if now else {})})
-
-    for args in (
-        ("db", "init"),
-        ("branch", "add", "一支部", "第一党支部", "--members", "12"),
-        ("user", "add", "secretary1", "--password", "secret1", "--role", "secretary", "--branch", "一支部"),
-        ("user", "add", "zhangsan", "--password", "secret1", "--role", "branch_member", "--branch", "一支部"),
-        ("user", "add", "office1", "--password", "secret1", "--role", "office"),
-    ):
-        result = run(*args)
-        assert result.exit_code == 0, result.output
-    return run
-
-
-def dump(db_url) -> dict[str, list]:
-    """Every row of every table, for before/after comparisons."""
-    engine = make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return {
-                t.name: sorted(map(tuple, conn.execute(select(t)).all()), key=repr)
-                for t in Base.metadata.sorted_tables
-            }
-    finally:
-        engine.dispose()
+from workflows.models import AuditEvent, TaskRecord
 
 
 def open_tasks(cli, *args) -> list[dict]:
