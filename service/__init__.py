@@ -1,42 +1,110 @@
-"""The Flask application: thin request handlers over `workflows`."""
+"""The Flask application: thin request handlers over `workflows`.
+
+`create_app(config)` builds the app on the configured database; no scheduler starts here (it is its
+own process, `zhibu scheduler`). Pages need a signed-in person and carry a CSRF token; the JSON API
+under /api/v1 takes bearer tokens instead.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, jsonify, render_template
+from flask import Flask, Response, abort, g, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 
-from workflows import ical, overview
-from workflows.clock import clock_from_env
+from service import api, auth, tasks, web
+from workflows import ical
+from workflows.clock import LOCAL_TZ, clock_from_env
 from workflows.db import database_url, make_engine, make_session_factory
+
+csrf = CSRFProtect()
+TITLES = {
+    400: "请求有误",
+    401: "请先登录",
+    403: "无权访问",
+    404: "找不到页面",
+    409: "操作冲突",
+    429: "尝试过于频繁",
+}
+
+
+def _secret_key(app: Flask) -> str:
+    """ZHIBU_SECRET_KEY, else a key kept in the instance folder so sessions survive restarts."""
+    if os.environ.get("ZHIBU_SECRET_KEY"):
+        return os.environ["ZHIBU_SECRET_KEY"]
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Application factory. No scheduler starts here; it has its own entry point."""
-    app = Flask(__name__, instance_relative_config=True)
-    app.config.from_mapping(DATABASE_URL=database_url(), CLOCK=clock_from_env())
+    app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
+    app.config.from_mapping(
+        DATABASE_URL=database_url(),
+        CLOCK=clock_from_env(),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=os.environ.get("ZHIBU_SECURE_COOKIES", "") in ("1", "true", "yes"),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+    )
     if config:
         app.config.from_mapping(config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(app)
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["zhibu.sessions"] = make_session_factory(engine)
+    app.teardown_appcontext(web.close_db)
+    csrf.init_app(app)
+    auth.limiter.init_app(app)
+    csrf.exempt(api.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(tasks.bp)
+    app.register_blueprint(api.bp, url_prefix="/api/v1")
+
+    @app.before_request
+    def load_user():
+        web.current_user()
+
+    @app.context_processor
+    def template_globals():
+        return {"tz": LOCAL_TZ}
 
     @app.get("/healthz")
     def healthz():
         return jsonify(status="ok")
 
-    @app.get("/")
-    def index():
-        with app.extensions["zhibu.sessions"]() as session:
-            now = app.config["CLOCK"].now()
-            return render_template("overview.html", branches=overview.company(session, now))
-
     @app.get("/calendar/<token>.ics")
     def calendar_feed(token: str):
-        with app.extensions["zhibu.sessions"]() as session:
-            username = ical.owner(session, token)
-            if username is None:
-                abort(404)
-            body = ical.feed(session, username)
+        username = ical.owner(web.db(), token)
+        if username is None:
+            abort(404)
+        body = ical.feed(web.db(), username)
         return Response(body, mimetype="text/calendar", headers={"Cache-Control": "private, max-age=300"})
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc: CSRFError):
+        return _error(400, "表单已过期或缺少安全校验，请刷新页面后重试")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return _error(exc.code or 500, exc.description if isinstance(exc.description, str) else "")
+
+    def _error(code: int, message: str):
+        if request.path.startswith("/api/"):
+            return jsonify(error=message or TITLES.get(code, "")), code
+        g.setdefault("user", None)
+        page = render_template("error.html", code=code, title=TITLES.get(code, "出错了"), message=message)
+        return page, code
 
     return app

@@ -148,3 +148,36 @@ def verify(session: Session) -> Verification:
 
 def _broken(count: int, event: AuditEvent, reason: str) -> Verification:
     return Verification(False, count, event.id, f"事件 id={event.id}：{reason}")
+
+
+def decoded(event: AuditEvent) -> Any:
+    """An event's data as JSON values."""
+    return json.loads(event.data)
+
+
+def events(
+    session: Session,
+    *,
+    branches: frozenset[str] | None,
+    branch: str | None = None,
+    instance_id: int | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 500,
+) -> list[AuditEvent]:
+    """Events a reader may see (`branches` None: all), oldest first, filtered."""
+    query = select(AuditEvent)
+    if branches is not None:
+        query = query.where(AuditEvent.branch.in_(branches))
+    if branch:
+        query = query.where(AuditEvent.branch == branch)
+    if instance_id is not None:
+        query = query.where(AuditEvent.instance_id == instance_id)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if since is not None:
+        query = query.where(AuditEvent.occurred_at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.occurred_at < until)
+    return list(session.scalars(query.order_by(AuditEvent.seq).limit(limit)))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, and_, case, false, or_, select
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from workflows import org
@@ -135,3 +135,72 @@ def can_see(session: Session, username: str, task_id: str) -> bool:
     """Whether this person may see this task (open or closed)."""
     who = person(session, username)
     return session.scalar(select(TaskRecord.id).where(TaskRecord.id == task_id, visible(who))) is not None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of an inbox view with its counts."""
+
+    rows: list[tuple[TaskRecord, bool]]  # (task, may act)
+    total: int
+    counts: dict[str, int]
+
+
+def search(
+    session: Session,
+    username: str,
+    *,
+    view: str = "todo",
+    process: str | None = None,
+    branch: str | None = None,
+    text: str | None = None,
+    now=None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Listing:
+    """A person's tasks: `todo` (may act), `watching` (read-only), `overdue` or `done` (completed by them)."""
+    who = person(session, username)
+    is_open = TaskRecord.status == "open"
+    views = {
+        "todo": and_(is_open, actionable(who)),
+        "watching": and_(is_open, visible(who), ~case((actionable(who), True), else_=False)),
+        "overdue": and_(is_open, actionable(who), TaskRecord.due_at <= now) if now else false(),
+        "done": TaskRecord.completed_by == username,
+    }
+    filters = []
+    if process:
+        filters.append(TaskRecord.process_id == process)
+    if branch:
+        filters.append(TaskRecord.branch == branch)
+    if text:
+        like = f"%{text}%"
+        filters.append(or_(TaskRecord.title.like(like), TaskRecord.subject.like(like)))
+    counts = {
+        name: session.scalar(select(func.count()).select_from(TaskRecord).where(condition, *filters))
+        for name, condition in views.items()
+    }
+    query = select(TaskRecord).where(views[view], *filters)
+    if view == "done":
+        query = query.order_by(TaskRecord.completed_at.desc(), TaskRecord.id)
+    else:
+        query = query.order_by(
+            TaskRecord.due_at.is_(None), TaskRecord.due_at, TaskRecord.created_at, TaskRecord.id
+        )
+    rows = list(session.scalars(query.limit(limit).offset(offset)))
+    return Listing([(row, view in ("todo", "overdue")) for row in rows], counts[view], counts)
+
+
+def visible_tasks(
+    session: Session, who: Person, condition: ColumnElement[bool], limit: int = 1000
+) -> list[TaskRecord]:
+    """Tasks this person may see that also meet `condition`, soonest due first."""
+    query = select(TaskRecord).where(visible(who), condition)
+    order = (TaskRecord.due_at.is_(None), TaskRecord.due_at, TaskRecord.created_at, TaskRecord.id)
+    return list(session.scalars(query.order_by(*order).limit(limit)))
+
+
+def readable_branches(who: Person) -> frozenset[str] | None:
+    """Branches whose records (ledger, trail) this person may read; None means all of them."""
+    if who.company_roles & set(WATCH_ALL):
+        return None
+    return who.branches | who.contact_branches

@@ -23,7 +23,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from workflows import audit, form_refs, forms, scripts, specs, tasks, timers  # noqa: F401  (scripts registers)
+from workflows import audit, form_refs, forms, ledger, scripts, specs, tasks, timers  # noqa: F401  (scripts registers)
 from workflows.clock import Clock
 from workflows.engine import SCRIPT_ENGINE, SERIALIZER, StepContext, all_tasks, stepping
 from workflows.errors import Conflict, EngineError, FormInvalid, InvalidInput, NotFound
@@ -212,6 +212,8 @@ def _save(
             raise Conflict("该流程已被他人同时修改，请刷新后重试")
         row.version += 1
     tasks.sync(session, row, loaded.tasks_before, after_tasks, now=now, completed=completed)
+    if row.process_id == ledger.PROCESS_ID:
+        ledger.project(session, row, workflow, {view.bpmn_id for view in after_tasks.values()}, now)
     return after_timers
 
 
@@ -407,4 +409,5 @@ def task_details(session: Session, record: TaskRecord) -> dict[str, Any]:
         "status": record.status,
         "schema": schema,
         "data": data,
+        "instructions": task.task_spec.extensions.get("instructionsForEndUser") if task is not None else None,
     }

@@ -1,4 +1,4 @@
-"""The app factory builds an app on the configured database; the overview shows the company."""
+"""The app factory, sign-in, and the overview page."""
 
 from __future__ import annotations
 
@@ -6,13 +6,27 @@ from service import create_app
 from tests.support import REGISTERED, Driver
 
 
-def test_app_factory_serves_health_and_an_empty_overview(db_url, engine):
-    app = create_app({"DATABASE_URL": db_url, "TESTING": True})
-    client = app.test_client()
+def app_for(db_url, clock=None, **extra):
+    config = {"DATABASE_URL": db_url, "SECRET_KEY": "test", "TESTING": True, **extra}
+    if clock is not None:
+        config["CLOCK"] = clock
+    return create_app(config)
+
+
+def signed_in(client, username: str, password: str = "secret1"):
+    """Sign in through the form (with its CSRF token, as a browser does)."""
+    page = client.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    response = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+def test_health_and_sign_in_required(db_url, engine):
+    client = app_for(db_url).test_client()
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    page = client.get("/")
-    text = page.get_data(as_text=True)
-    assert page.status_code == 200 and "基层党支部建设标准化" in text and "zhibu demo" in text
+    assert client.get("/").headers["Location"].endswith("/login")
+    assert "/login?next=" in client.get("/overview").headers["Location"]
 
 
 def test_overview_counts_open_and_overdue_tasks_per_branch(db_url, deployed, clock):
@@ -25,5 +39,6 @@ def test_overview_counts_open_and_overdue_tasks_per_branch(db_url, deployed, clo
     clock.advance(days=2)
     assert driver.tick() == 1
     driver.close()
-    text = create_app({"DATABASE_URL": db_url, "CLOCK": clock}).test_client().get("/").get_data(as_text=True)
+    client = signed_in(app_for(db_url, clock).test_client(), "office1")
+    text = client.get("/overview").get_data(as_text=True)
     assert "第一党支部" in text and "待办 2 项" in text and "逾期 1 项" in text

@@ -21,7 +21,7 @@ def test_feed_shows_the_persons_deadlines_only(db_url, deployed, clock):
     with transaction(deployed) as session:
         token = ical.token_for(session, "zhangsan", now=clock.now())
         other = ical.token_for(session, "secretary1", now=clock.now())
-    client = create_app({"DATABASE_URL": db_url, "CLOCK": clock}).test_client()
+    client = create_app({"DATABASE_URL": db_url, "CLOCK": clock, "SECRET_KEY": "test"}).test_client()
     response = client.get(f"/calendar/{token}.ics")
     assert response.status_code == 200 and response.mimetype == "text/calendar"
     events = Calendar.from_ical(response.data).walk("VEVENT")

@@ -1,0 +1,182 @@
+"""The JSON API under /api/v1 (described at /api/v1/openapi.json), for integrations and end-to-end tests.
+
+Callers get a token from `POST /auth/token` and send `Authorization: Bearer TOKEN`. Errors are JSON:
+400 `{"errors": {field: message}}` for form data, otherwise `{"error": message}` with 401/403/404/409.
+Every writing call is one transaction; nothing is written when it fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+
+from service import auth, openapi
+from service.web import clock, commit, db, status_of
+from workflows import actions, audit, inbox, instances, ledger, org
+from workflows.errors import FormInvalid, ZhibuError
+from workflows.models import AuditEvent, TaskRecord
+
+bp = Blueprint("api", __name__)
+
+
+def _error(message: str, status: int):
+    return jsonify(error=message), status
+
+
+def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """API calls need a valid bearer token of an active person."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        username = auth.token_user(header[7:]) if header.startswith("Bearer ") else None
+        user = db().get(org.User, username) if username else None
+        if user is None or not user.active:
+            return _error("未登录或令牌无效", 401)
+        g.api_user = user.username
+        try:
+            return view(*args, **kwargs)
+        except FormInvalid as exc:
+            db().rollback()
+            return jsonify(errors=exc.errors), 400
+        except ZhibuError as exc:
+            db().rollback()
+            return _error(exc.message, status_of(exc))
+
+    return wrapper
+
+
+def _json_body() -> dict[str, Any] | None:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else None
+
+
+def task_json(task: TaskRecord, now) -> dict[str, Any]:
+    """A task as the API shows it."""
+    return {
+        "id": task.id,
+        "instance_id": task.instance_id,
+        "bpmn_id": task.bpmn_id,
+        "title": task.title,
+        "subject": task.subject,
+        "process": task.process_id,
+        "branch": task.branch,
+        "lane": task.lane,
+        "form_key": task.form_key,
+        "due_at": task.due_at.isoformat() if task.due_at else None,
+        "overdue": bool(task.status == "open" and task.due_at and task.due_at <= now),
+        "escalation_level": task.escalation_level,
+        "status": task.status,
+        "assignee": task.assignee,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    return jsonify(openapi.DOCUMENT)
+
+
+@bp.post("/auth/token")
+@auth.limiter.limit(auth.SIGN_IN_LIMIT, key_func=auth._attempt_key)
+def token():
+    body = _json_body() or {}
+    user = org.authenticate(db(), str(body.get("username", "")), str(body.get("password", "")))
+    if user is None:
+        return _error("用户名或密码错误", 401)
+    return jsonify(token=auth.issue_token(user.username))
+
+
+@bp.get("/tasks")
+@token_required
+def list_tasks():
+    status = request.args.get("status", "open")
+    if status not in ("open", "completed"):
+        return jsonify(errors={"status": "应为 open 或 completed"}), 400
+    who = inbox.person(db(), g.api_user)
+    query = TaskRecord.status == "open" if status == "open" else TaskRecord.status != "open"
+    rows = inbox.visible_tasks(db(), who, query)
+    now = clock().now()
+    return jsonify(items=[task_json(t, now) for t in rows], total=len(rows))
+
+
+@bp.get("/tasks/<task_id>")
+@token_required
+def get_task(task_id: str):
+    record = actions.visible_task(db(), g.api_user, task_id)
+    details = instances.task_details(db(), record)
+    return jsonify({**task_json(record, clock().now()), "schema": details["schema"], "data": details["data"]})
+
+
+@bp.post("/tasks/<task_id>/complete")
+@token_required
+def complete_task(task_id: str):
+    body = _json_body()
+    if body is None or not isinstance(body.get("data", {}), dict):
+        return jsonify(errors={"_form": "请求体应为 JSON 对象，表单数据放在 data 中"}), 400
+    done = actions.complete_as(db(), g.api_user, task_id, body.get("data", {}), clock=clock())
+    commit()
+    return jsonify(id=done.id, instance_id=done.instance_id, status="completed")
+
+
+@bp.post("/rectifications")
+@token_required
+def create_rectification():
+    body = _json_body()
+    if body is None:
+        return jsonify(errors={"_form": "请求体应为 JSON 对象"}), 400
+    row = actions.register_rectification(db(), g.api_user, body, clock=clock())
+    commit()
+    return jsonify(id=row.id, instance_id=row.id), 201
+
+
+@bp.get("/rectifications")
+@token_required
+def list_rectifications():
+    rows = ledger.rows(
+        db(),
+        branches=inbox.readable_branches(inbox.person(db(), g.api_user)),
+        branch=request.args.get("branch") or None,
+        status=request.args.get("status") or None,
+        now=clock().now(),
+    )
+    return jsonify(items=[r.as_json() for r in rows], total=len(rows))
+
+
+@bp.get("/audit")
+@token_required
+def audit_events():
+    who = inbox.person(db(), g.api_user)
+    instance_id = request.args.get("instance_id", type=int)
+    events = audit.events(
+        db(),
+        branches=inbox.readable_branches(who),
+        branch=request.args.get("branch") or None,
+        instance_id=instance_id,
+        limit=min(request.args.get("limit", 500, type=int), 5000),
+    )
+    return jsonify(items=[_event_json(e) for e in events], total=len(events))
+
+
+def _event_json(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "occurred_at": event.occurred_at.isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "instance_id": event.instance_id,
+        "task_id": event.task_id,
+        "bpmn_id": event.bpmn_id,
+        "branch": event.branch,
+        "data": audit.decoded(event),
+        "hash": event.hash,
+    }
+
+
+@bp.get("/audit/verify")
+@token_required
+def verify_audit():
+    result = audit.verify(db())
+    return jsonify(ok=result.ok, events=result.events, reason=result.reason or None)

@@ -1,0 +1,133 @@
+"""HTML forms from the JSON Schemas in `forms/`: the fields to render, and posted values back to JSON.
+
+Naming: a top-level field is `name`; a row of a repeated group is `name.ROW.sub`; a list of short
+texts (evidence file names, usernames) is one textarea, a line per item. Empty inputs are left out,
+so the schema's own "required" messages apply. Anything that does not parse is kept as text, so the
+validator reports it next to its field and the form comes back as it was typed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+BLANK_ROWS = 2  # empty rows offered below the filled ones of a repeated group
+
+
+@dataclass
+class Field:
+    """One input as the template draws it."""
+
+    name: str
+    title: str
+    kind: str  # text | textarea | number | integer | date | choice | yesno | lines | rows
+    required: bool
+    description: str = ""
+    choices: list[str] = field(default_factory=list)
+    columns: list[Field] = field(default_factory=list)  # for `rows`
+    max_length: int | None = None
+
+
+def _kind(prop: dict[str, Any]) -> str:
+    kind = prop.get("type")
+    if "enum" in prop:
+        return "choice"
+    if kind == "boolean":
+        return "yesno"
+    if kind in ("integer", "number"):
+        return kind
+    if kind == "array":
+        return "rows" if prop.get("items", {}).get("type") == "object" else "lines"
+    if prop.get("format") == "date":
+        return "date"
+    return "textarea" if prop.get("maxLength", 0) > 300 else "text"
+
+
+def fields(schema: dict[str, Any] | None) -> list[Field]:
+    """The inputs of a form, in the schema's order."""
+    if not schema:
+        return []
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        kind = _kind(prop)
+        item = Field(
+            name=name,
+            title=prop.get("title", name),
+            kind=kind,
+            required=name in required,
+            description=prop.get("description", ""),
+            choices=[str(c) for c in prop.get("enum", [])],
+            max_length=prop.get("maxLength"),
+        )
+        if kind == "rows":
+            item.columns = fields(prop["items"])
+        out.append(item)
+    return out
+
+
+def _scalar(kind: str, raw: str) -> Any:
+    text = raw.strip()
+    if kind == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    if kind == "number":
+        try:
+            return float(text) if "." in text else int(text)
+        except ValueError:
+            return text
+    if kind == "yesno":
+        return {"true": True, "false": False}.get(text, text)
+    return raw if kind == "textarea" else text
+
+
+def parse(schema: dict[str, Any] | None, posted: dict[str, str]) -> dict[str, Any]:
+    """The JSON data a posted form stands for (blank inputs and blank rows left out)."""
+    data: dict[str, Any] = {}
+    for item in fields(schema):
+        if item.kind == "lines":
+            lines = [line.strip() for line in posted.get(item.name, "").splitlines() if line.strip()]
+            if lines or item.name in posted:
+                data[item.name] = lines
+        elif item.kind == "rows":
+            rows = []
+            for index in range(_row_count(posted, item.name)):
+                row = {
+                    col.name: _scalar(col.kind, posted[key])
+                    for col in item.columns
+                    if (key := f"{item.name}.{index}.{col.name}") in posted and posted[key].strip()
+                }
+                if row:
+                    rows.append(row)
+            if rows or f"{item.name}.present" in posted:
+                data[item.name] = rows
+        elif posted.get(item.name, "").strip():
+            data[item.name] = _scalar(item.kind, posted[item.name])
+    return data
+
+
+def _row_count(posted: dict[str, str], name: str) -> int:
+    prefix = f"{name}."
+    indexes = [key[len(prefix) :].split(".", 1)[0] for key in posted if key.startswith(prefix)]
+    numbers = [int(i) for i in indexes if i.isdigit()]
+    return max(numbers) + 1 if numbers else 0
+
+
+def values(data: dict[str, Any] | None, schema: dict[str, Any] | None) -> dict[str, Any]:
+    """What to show in each input: the task's current data, rows padded with blank ones."""
+    data = data or {}
+    shown: dict[str, Any] = {}
+    for item in fields(schema):
+        value = data.get(item.name)
+        if item.kind == "lines":
+            shown[item.name] = "\n".join(str(v) for v in value) if isinstance(value, list) else ""
+        elif item.kind == "rows":
+            rows = [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+            shown[item.name] = rows + [{} for _ in range(BLANK_ROWS)]
+        elif isinstance(value, bool):
+            shown[item.name] = "true" if value else "false"
+        else:
+            shown[item.name] = "" if value is None else str(value)
+    return shown

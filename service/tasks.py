@@ -1,0 +1,115 @@
+"""The inbox (我的待办 / 已办) and the task page with its form."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from service import formdata
+from service.web import clock, commit, current_user, db, signed_in, status_of
+from workflows import actions, inbox, instances, overview
+from workflows.errors import FormInvalid, ZhibuError
+
+bp = Blueprint("tasks", __name__)
+VIEWS = {"todo": "待办", "overdue": "已逾期", "watching": "只读关注", "done": "已办"}
+PROCESSES = {
+    "rectification": "问题整改",
+    "branch_programme": "党支部标准化",
+    "programme": "年度工作",
+    "task_item": "任务清单",
+    "spot_check": "督查抽查",
+    "obligation": "例行工作",
+}
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("tasks.inbox_page" if current_user() else "auth.login"))
+
+
+@bp.get("/inbox")
+@signed_in
+def inbox_page():
+    view = request.args.get("view", "todo")
+    if view not in VIEWS:
+        abort(404)
+    page = max(1, request.args.get("page", 1, type=int))
+    listing = inbox.search(
+        db(),
+        current_user().username,
+        view=view,
+        process=request.args.get("process") or None,
+        branch=request.args.get("branch") or None,
+        text=(request.args.get("q") or "").strip() or None,
+        now=clock().now(),
+        limit=50,
+        offset=(page - 1) * 50,
+    )
+    return render_template(
+        "inbox.html",
+        listing=listing,
+        view=view,
+        views=VIEWS,
+        processes=PROCESSES,
+        page=page,
+        now=clock().now(),
+    )
+
+
+@bp.get("/overview")
+@signed_in
+def overview_page():
+    return render_template("overview.html", branches=overview.company(db(), clock().now()))
+
+
+def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None = None, status: int = 200):
+    record = actions.visible_task(db(), current_user().username, task_id)
+    details = instances.task_details(db(), record)
+    shown = formdata.values(details["data"], details["schema"])
+    if posted is not None:
+        shown.update({k: v for k, v in posted.items() if not isinstance(shown.get(k), list)})
+        for item in formdata.fields(details["schema"]):
+            if item.kind == "rows":
+                rows = formdata.parse(details["schema"], posted).get(item.name, [])
+                shown[item.name] = rows + [{} for _ in range(formdata.BLANK_ROWS)]
+    may_act = record.status == "open" and inbox.can_act(db(), current_user().username, task_id)
+    return (
+        render_template(
+            "task.html",
+            task=record,
+            details=details,
+            fields=formdata.fields(details["schema"]),
+            values=shown,
+            errors=errors or {},
+            may_act=may_act,
+            now=clock().now(),
+        ),
+        status,
+    )
+
+
+@bp.get("/tasks/<task_id>")
+@signed_in
+def task_page(task_id: str):
+    try:
+        return _task_page(task_id)
+    except ZhibuError as exc:
+        abort(status_of(exc), exc.message)
+
+
+@bp.post("/tasks/<task_id>")
+@signed_in
+def complete(task_id: str):
+    try:
+        record = actions.visible_task(db(), current_user().username, task_id)
+        schema = instances.task_details(db(), record)["schema"]
+        data = formdata.parse(schema, request.form.to_dict())
+        done = actions.complete_as(db(), current_user().username, task_id, data, clock=clock())
+        commit()
+    except FormInvalid as exc:
+        db().rollback()
+        return _task_page(task_id, posted=request.form.to_dict(), errors=exc.errors, status=400)
+    except ZhibuError as exc:
+        db().rollback()
+        abort(status_of(exc), exc.message)
+    flash(f"已提交：{done.title}")
+    return redirect(url_for("tasks.inbox_page"))
