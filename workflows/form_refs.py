@@ -43,12 +43,14 @@ def _check(
     key = ".".join(map(str, path))
     if kind == "branch":
         for code in value if isinstance(value, list) else [value]:
-            if session.get(Branch, code) is None:
+            if isinstance(code, str) and session.get(Branch, code) is None:
                 errors[key] = f"没有编号为“{code}”的党支部"
                 return
         return
     allowed = set(people_of(session, branch_code)) if branch_code and kind != "committee" else None
     for username in value if isinstance(value, list) else [value]:
+        if not isinstance(username, str):
+            continue  # the schema reports the wrong type
         if session.get(User, username) is None:
             errors[key] = f"用户“{username}”不存在"
         elif kind == "committee" and ("committee", None) not in grants(session, username):

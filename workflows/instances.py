@@ -95,9 +95,17 @@ def _advance(session: Session, row: InstanceRow, clock: Clock, actor: str, actio
 
 
 def _checked(session: Session, schema: dict | None, data: Any, branch: str | None) -> dict[str, Any]:
-    """Form data that satisfies its schema and names only known branches and people, or FormInvalid."""
-    submitted = forms.validate(schema, data)
-    errors = form_refs.check_people(session, schema, submitted, branch)
+    """Form data that satisfies its schema and names only known branches and people, or FormInvalid.
+
+    Both kinds of problem are reported together, so a form comes back with every message at once.
+    """
+    try:
+        submitted, errors = forms.validate(schema, data), {}
+    except FormInvalid as exc:
+        submitted, errors = data, dict(exc.errors)
+    if isinstance(submitted, dict):
+        for name, message in form_refs.check_people(session, schema, submitted, branch).items():
+            errors.setdefault(name, message)
     if errors:
         raise FormInvalid(errors)
     return submitted

@@ -1,0 +1,90 @@
+"""Pages: sign-in limits, CSRF, the inbox, and a task form that comes back with messages by each field."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.service.conftest import dump
+from tests.support import REGISTERED, Driver
+
+from .test_app import app_for, signed_in
+
+
+def csrf_of(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+@pytest.fixture
+def assign_task(db_url, deployed, clock):
+    driver = Driver(db_url, clock, "straight")
+    iid = driver.start(REGISTERED, actor="office1")
+    task = driver.only_task(iid)
+    driver.close()
+    return task.id
+
+
+def test_sign_in_out_and_rate_limit(db_url, deployed, clock):
+    client = app_for(db_url, clock).test_client()
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    wrong = client.post("/login", data={"username": "office1", "password": "nope", "csrf_token": token})
+    assert wrong.status_code == 401 and "用户名或密码错误" in wrong.get_data(as_text=True)
+    for _ in range(4):
+        client.post("/login", data={"username": "office1", "password": "nope", "csrf_token": token})
+    limited = client.post("/login", data={"username": "office1", "password": "secret1", "csrf_token": token})
+    assert limited.status_code == 429  # five tries a minute per address and username
+    other = client.post("/login", data={"username": "secretary1", "password": "secret1", "csrf_token": token})
+    assert other.status_code == 302
+    cookie = client.get_cookie("session")
+    assert cookie.http_only and cookie.same_site == "Lax"
+    page = client.get("/inbox").get_data(as_text=True)
+    assert client.post("/logout", data={"csrf_token": csrf_of(page)}).status_code == 302
+    assert client.get("/inbox").status_code == 302
+
+
+def test_csrf_is_required_on_forms_but_not_for_the_api(db_url, deployed, clock, assign_task):
+    client = app_for(db_url, clock).test_client()
+    assert client.post("/login", data={"username": "secretary1", "password": "secret1"}).status_code == 400
+    signed_in(client, "secretary1")
+    before = dump(db_url)
+    data = {"responsible": "zhangsan", "measures": "补齐", "deadline": "2026-11-30"}
+    refused = client.post(f"/tasks/{assign_task}", data=data)
+    assert refused.status_code == 400 and "安全校验" in refused.get_data(as_text=True)
+    assert dump(db_url) == before
+    token = client.post(
+        "/api/v1/auth/token", json={"username": "secretary1", "password": "secret1"}
+    ).get_json()
+    answer = client.post(
+        f"/api/v1/tasks/{assign_task}/complete",
+        json={"data": data},
+        headers={"Authorization": f"Bearer {token['token']}"},
+    )
+    assert answer.status_code == 200
+
+
+def test_form_errors_come_back_by_the_field_with_the_data_kept(db_url, deployed, clock, assign_task):
+    client = signed_in(app_for(db_url, clock).test_client(), "secretary1")
+    inbox = client.get("/inbox").get_data(as_text=True)
+    assert "明确责任" in inbox and "支委会记录不全" in inbox and '<span class="count">1</span>' in inbox
+    page = client.get(f"/tasks/{assign_task}").get_data(as_text=True)
+    assert "指定整改责任人" in page  # the step's instructions
+    posted = {
+        "csrf_token": csrf_of(page),
+        "responsible": "secretary2",
+        "measures": "补齐会议记录",
+        "deadline": "",
+    }
+    before = dump(db_url)
+    again = client.post(f"/tasks/{assign_task}", data=posted)
+    text = again.get_data(as_text=True)
+    assert again.status_code == 400 and dump(db_url) == before
+    assert re.search(r'id="f-responsible"[^>]*value="secretary2"', text)  # what was typed is kept
+    assert "补齐会议记录" in text
+    assert "请填写“整改时限”" in text and "用户“secretary2”不存在" in text
+    posted.update(responsible="zhangsan", deadline="2026-11-30", csrf_token=csrf_of(text))
+    done = client.post(f"/tasks/{assign_task}", data=posted)
+    assert done.status_code == 302
+    assert "已提交：明确责任" in client.get("/inbox").get_data(as_text=True)
+    assert "明确责任" in client.get("/inbox?view=done").get_data(as_text=True)
+    assert client.post(f"/tasks/{assign_task}", data=posted).status_code == 409
