@@ -18,7 +18,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from service import api, auth, tasks, web
-from workflows import ical
+from workflows import ical, inbox
 from workflows.clock import LOCAL_TZ, clock_from_env
 from workflows.db import database_url, make_engine, make_session_factory
 
@@ -78,7 +78,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.context_processor
     def template_globals():
-        return {"tz": LOCAL_TZ}
+        reader = web.current_user() is not None and inbox.readable_branches(web.who()) is None
+        return {"tz": LOCAL_TZ, "company_reader": reader}
 
     @app.get("/healthz")
     def healthz():

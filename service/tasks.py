@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from service import formdata
-from service.web import clock, commit, current_user, db, signed_in, status_of
+from service.web import clock, commit, current_user, db, signed_in, status_of, who
 from workflows import actions, inbox, instances, overview
 from workflows.errors import FormInvalid, ZhibuError
 
@@ -58,6 +58,8 @@ def inbox_page():
 @bp.get("/overview")
 @signed_in
 def overview_page():
+    if inbox.readable_branches(who()) is not None:  # the whole company: office, leadership, inspectors
+        abort(403, "党支部概况仅对党委工作室、领导小组和督查人员开放")
     return render_template("overview.html", branches=overview.company(db(), clock().now()))
 
 
