@@ -17,7 +17,7 @@ from flask import Flask, Response, abort, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from service import api, auth, tasks, web
+from service import api, auth, inspect, ledger, tasks, web
 from workflows import ical, inbox
 from workflows.clock import LOCAL_TZ, clock_from_env
 from workflows.db import database_url, make_engine, make_session_factory
@@ -70,6 +70,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(tasks.bp)
+    app.register_blueprint(ledger.bp)
+    app.register_blueprint(inspect.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
 
     @app.before_request

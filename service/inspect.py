@@ -1,0 +1,116 @@
+"""What inspectors use: the trail with filters and exports, a branch's dossier, a process on its diagram."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from flask import Blueprint, abort, render_template, request
+
+from service import exports
+from service.web import clock, db, signed_in, status_of, who
+from workflows import audit, inbox, inspection, org
+from workflows.clock import LOCAL_TZ
+from workflows.errors import ZhibuError
+
+bp = Blueprint("inspect", __name__)
+TRAIL_HEADERS = ["序号", "时间", "操作人", "事件", "流程实例", "任务", "党支部", "内容", "哈希"]
+ACTIONS = {
+    "instance.started": "发起流程",
+    "instance.completed": "流程结束",
+    "task.completed": "办理任务",
+    "timer.fired": "期限到达",
+    "step.failed": "执行失败",
+    "notification.sent": "发出通知",
+    "notice.filed": "通报批评",
+    "spotcheck.drawn": "抽查抽取",
+    "timer.recomputed": "期限重算",
+}
+
+
+def _day(name: str) -> datetime | None:
+    text = request.args.get(name, "").strip()
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=LOCAL_TZ) if text else None
+    except ValueError:
+        abort(400, f"日期“{text}”格式应为 YYYY-MM-DD")
+
+
+def _events():
+    until = _day("until")
+    return audit.events(
+        db(),
+        branches=inbox.readable_branches(who()),
+        branch=request.args.get("branch") or None,
+        actor=request.args.get("actor") or None,
+        instance_id=request.args.get("instance_id", type=int),
+        since=_day("since"),
+        until=until + timedelta(days=1) if until else None,
+        limit=5000,
+    )
+
+
+def _cells(event) -> list:
+    return [
+        event.seq,
+        event.occurred_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S"),
+        event.actor,
+        ACTIONS.get(event.action, event.action),
+        event.instance_id,
+        event.bpmn_id,
+        event.branch,
+        event.data,
+        event.hash,
+    ]
+
+
+@bp.get("/trail")
+@signed_in
+def trail_page():
+    events = _events()
+    verification = audit.verify(db())
+    return render_template("trail.html", events=events, actions=ACTIONS, verification=verification)
+
+
+@bp.get("/trail.xlsx")
+@signed_in
+def trail_xlsx():
+    return exports.xlsx("审计记录", TRAIL_HEADERS, (_cells(e) for e in _events()), "审计记录.xlsx")
+
+
+@bp.get("/trail.csv")
+@signed_in
+def trail_csv():
+    return exports.csv_file(TRAIL_HEADERS, (_cells(e) for e in _events()), "审计记录.csv")
+
+
+@bp.get("/branches/<code>/dossier")
+@signed_in
+def dossier_page(code: str):
+    branches = inbox.readable_branches(who())
+    try:
+        branch = org.branch(db(), code)
+    except ZhibuError as exc:
+        abort(status_of(exc), exc.message)
+    if branches is not None and code not in branches:
+        abort(403, "无权查看该党支部的档案")
+    now = clock().now()
+    lines = inspection.dossier(db(), code, now)
+    events = audit.events(db(), branches=None, branch=code, limit=5000)
+    late = sum(1 for line in lines if line.on_time is False)
+    return render_template(
+        "dossier.html", branch=branch, lines=lines, events=events, actions=ACTIONS, late=late, now=now
+    )
+
+
+@bp.get("/instances/<int:instance_id>")
+@signed_in
+def process_page(instance_id: int):
+    try:
+        view = inspection.process_view(db(), instance_id, clock().now())
+    except ZhibuError as exc:
+        abort(status_of(exc), exc.message)
+    if not inspection.may_read(db(), who(), view.instance):
+        abort(403, "无权查看该流程")
+    markers = {"done": view.done, "current": view.current, "late": view.late}
+    return render_template("process.html", view=view, markers=json.dumps(markers), actions=ACTIONS)

@@ -1,0 +1,77 @@
+"""The rectification ledger (整改台账): filters, Excel export, print view."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from service import exports
+from service.web import clock, db, signed_in, who
+from workflows import inbox, ledger
+from workflows.clock import LOCAL_TZ
+
+bp = Blueprint("ledger", __name__)
+HEADERS = [
+    "编号",
+    "党支部",
+    "问题来源",
+    "问题",
+    "对应标准条目",
+    "整改责任人",
+    "整改时限",
+    "状态",
+    "是否逾期",
+    "退回次数",
+    "登记时间",
+    "销号时间",
+]
+
+
+def _rows():
+    rows = ledger.rows(
+        db(),
+        branches=inbox.readable_branches(who()),
+        branch=request.args.get("branch") or None,
+        status=request.args.get("status") or None,
+        now=clock().now(),
+    )
+    if request.args.get("overdue") == "1":
+        rows = [r for r in rows if r.overdue]
+    return rows
+
+
+def _cells(row: ledger.LedgerRow) -> list:
+    item = row.item
+    when = lambda t: t.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if t else ""  # noqa: E731
+    return [
+        item.instance_id,
+        item.branch or "公司",
+        item.source,
+        item.title,
+        item.standard_item,
+        item.responsible,
+        item.deadline.isoformat() if item.deadline else "",
+        item.status,
+        "是" if row.overdue else "否",
+        item.rounds,
+        when(item.created_at),
+        when(item.closed_at),
+    ]
+
+
+@bp.get("/ledger")
+@signed_in
+def ledger_page():
+    rows = _rows()
+    return render_template("ledger.html", rows=rows, statuses=ledger.STATUSES, print_view=False)
+
+
+@bp.get("/ledger/print")
+@signed_in
+def ledger_print():
+    return render_template("ledger.html", rows=_rows(), statuses=ledger.STATUSES, print_view=True)
+
+
+@bp.get("/ledger.xlsx")
+@signed_in
+def ledger_xlsx():
+    return exports.xlsx("整改台账", HEADERS, (_cells(r) for r in _rows()), "整改台账.xlsx")
