@@ -256,6 +256,28 @@ def load(factory: sessionmaker[Session], *, now: datetime) -> dict[str, int]:
     }
 
 
+def logins(session: Session) -> list[tuple[str, list[str]]]:
+    """The demo's sign-in names by role, if the demo company is in this database (else empty)."""
+    company = content()
+    if session.get(org.User, company["company"][0]["username"]) is None:
+        return []
+    by_role: dict[str, list[str]] = {}
+    for person in company["company"]:
+        by_role.setdefault(person["role"], []).append(person["username"])
+    for branch in company["branches"]:
+        for person in branch["people"]:
+            if person["role"] == "secretary" or branch["code"] == company["branches"][0]["code"]:
+                by_role.setdefault(person["role"], []).append(person["username"])
+    names = {
+        **org.ROLES,
+        "secretary": "党支部书记（各支部，…_sj）",
+        "branch_member": "支委（…_wy）",
+        "group_leader": "党小组长（…_zz）",
+        "officer": "党务干事（…_gs）",
+    }
+    return [(names[role], usernames) for role, usernames in by_role.items()]
+
+
 def run(factory: sessionmaker[Session], clock: Clock) -> dict[str, int] | None:
     """Load the demo unless the database already has an organization; None when it was skipped."""
     with factory() as session:

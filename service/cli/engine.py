@@ -172,8 +172,16 @@ def demo_command() -> None:
     made = demo.run(factory(), clock_from_env())
     if made is None:
         click.echo("数据库中已有组织数据，跳过演示数据")
-        return
-    click.echo(
-        f"演示公司已载入：{made['year']} 年度，执行 {made['steps']} 个步骤，"
-        f"流程实例 {made['instances']} 个，待办任务 {made['open_tasks']} 项"
-    )
+    else:
+        click.echo(
+            f"演示公司已载入：{made['year']} 年度，执行 {made['steps']} 个步骤，"
+            f"流程实例 {made['instances']} 个，待办任务 {made['open_tasks']} 项"
+        )
+    with factory()() as session:
+        logins = demo.logins(session)
+    if logins:
+        click.echo(
+            f"演示账号（密码均为 {demo.content()['password']}），浏览器打开 http://127.0.0.1:5000/ 登录："
+        )
+        for label, usernames in logins:
+            click.echo(f"  {label}：{'、'.join(usernames)}")

@@ -1,0 +1,100 @@
+"""A rectification item through the real UI in Debian's chromium, screenshots of each page on the way."""
+
+from __future__ import annotations
+
+from tests.support import ASSIGNED, REGISTERED, Driver, seed_people
+from workflows import org, specs
+from workflows.db import make_engine, make_session_factory, transaction
+
+PHONE = {"width": 390, "height": 844}  # secretaries work on their phones
+
+
+def prepare(db_url: str, clock) -> None:
+    factory = make_session_factory(make_engine(db_url))
+    with transaction(factory) as session:
+        now = clock.now()
+        specs.deploy_all(session, now=now, actor="t")
+        seed_people(session, now)
+        org.add_branch(session, "二支部", "第二党支部", now=now, actor="t")
+        org.add_user(
+            session,
+            "secretary2",
+            password="secret1",
+            role="secretary",
+            branch_code="二支部",
+            now=now,
+            actor="t",
+        )
+        org.add_user(session, "inspector1", password="secret1", role="inspector", now=now, actor="t")
+    driver = Driver(db_url, clock, "straight")
+    driver.start(REGISTERED, actor="office1")
+    driver.start({**REGISTERED, "branch": "二支部", "title": "二支部的问题"}, actor="office1")
+    driver.close()
+
+
+def sign_in(context, base: str, username: str):
+    page = context.new_page()
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "secret1")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/inbox")
+    return page
+
+
+def test_secretary_fixes_a_form_error_office_signs_off_inspector_reads_the_trail(browser, live, shot):
+    base, db_url, clock = live
+    prepare(db_url, clock)
+
+    secretary = sign_in(browser.new_context(viewport=PHONE, locale="zh-CN"), base, "secretary1")
+    items = secretary.locator("li.task")
+    assert items.count() == 1
+    assert "支委会记录不全" in items.first.inner_text() and "二支部的问题" not in secretary.content()
+    shot(secretary, "inbox")
+    items.first.locator("a").click()
+    secretary.fill("#f-responsible", "secretary2")
+    secretary.fill("#f-measures", "补齐会议记录并建立台账")
+    secretary.click("form.taskform button[type=submit]")
+    field = secretary.locator(".field.has-error", has=secretary.locator("#f-responsible"))
+    assert "不是本党支部人员" in field.locator(".field-error").inner_text() or "不存在" in field.inner_text()
+    deadline = secretary.locator(".field.has-error", has=secretary.locator("#f-deadline"))
+    assert "请填写“整改时限”" in deadline.inner_text()
+    assert secretary.input_value("#f-measures") == "补齐会议记录并建立台账"  # kept
+    shot(secretary, "form-with-error")
+    secretary.fill("#f-responsible", ASSIGNED["responsible"])
+    secretary.fill("#f-deadline", ASSIGNED["deadline"])
+    secretary.click("form.taskform button[type=submit]")
+    secretary.wait_for_url(f"{base}/inbox")
+    assert "已提交：明确责任" in secretary.content()
+
+    member = sign_in(browser.new_context(viewport=PHONE, locale="zh-CN"), base, "zhangsan")
+    member.locator("li.task a").first.click()
+    member.fill("#f-done", "已补齐三季度支委会记录")
+    member.fill("#f-evidence", "支委会记录-7月.pdf\n支委会记录-8月.pdf")
+    member.click("form.taskform button[type=submit]")
+    member.wait_for_url(f"{base}/inbox")
+
+    office = sign_in(browser.new_context(locale="zh-CN"), base, "office1")
+    office.locator("li.task a", has_text="验收销号").click()
+    office.check("input[name=approved][value=true]")
+    office.fill("#f-comment", "材料齐全，予以销号")
+    office.click("form.taskform button[type=submit]")
+    office.wait_for_url(f"{base}/inbox")
+    office.goto(f"{base}/ledger")
+    row = office.locator("table.grid tbody tr", has_text="支委会记录不全")
+    assert "已销号" in row.inner_text() and "zhangsan" in row.inner_text()
+    shot(office, "ledger")
+    row.locator("a").first.click()
+    office.wait_for_selector("#diagram[data-ready=true]")
+    assert office.locator("#diagram .djs-element.done").count() >= 3
+    shot(office, "process-view")
+
+    inspector = sign_in(browser.new_context(locale="zh-CN"), base, "inspector1")
+    inspector.goto(f"{base}/branches/一支部/dossier")
+    text = inspector.locator("main").inner_text()
+    assert "明确责任" in text and "验收销号" in text
+    events = inspector.locator("table.grid").last.inner_text()
+    assert "secretary1" in events and "office1" in events
+    shot(inspector, "dossier")
+    inspector.goto(f"{base}/trail")
+    assert "哈希链校验通过" in inspector.content()
