@@ -34,7 +34,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench import branch, sweep
+from bench import branch, inbox, sweep
 from bench.common import (
     DUE_DEADLINE,
     FIXED,
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         step_result = bench_step(workdir, profile)
         sweeps = {config: sweep.bench_sweep(workdir, *config) for config in SWEEP_GROWTH + SWEEP_WAITING}
         branch_steps = {size: branch.bench_branch_step(workdir, size) for size in branch.SIZES}
+        inbox_result = inbox.bench_inbox(workdir)
     floor_ms, zhibu_ms = step_result["floor"]["median"], step_result["zhibu"]["median"]
     small, large = (sweeps[c]["sweep"]["median"] for c in SWEEP_GROWTH)
     fewer, most = (sweeps[c]["sweep"]["median"] for c in SWEEP_WAITING)
@@ -178,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         "branch_scaling_ratio": round(
             branch_steps[branch.SIZES[-1]]["median"] / branch_steps[branch.SIZES[0]]["median"], 3
         ),
+        "inbox_p95_ms": inbox_result["p95"],
         "notes": {
+            "inbox": f"inbox.search(view='todo'), a secretary; {inbox.ROWS:,} rows, {inbox.OPEN:,} open",
+            "inbox_median_ms": inbox_result["median"],
+            "inbox_query_plans": inbox_result["plans"],
             "branch_step": "branch_programme: the secretary completes 动员部署、制定方案 (mobilize)",
             "branch_step_samples": {str(size): branch_steps[size]["n"] for size in branch.SIZES},
             "step": STEP_DESCRIPTION,
@@ -197,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 "step_vs_floor_ratio": TARGET_STEP_RATIO,
                 "sweep_growth_ratio": TARGET_SWEEP_GROWTH,
                 "sweep_waiting_ratio": TARGET_SWEEP_WAITING,
+                "inbox_p95_ms": inbox.TARGET_P95_MS,
                 "branch_scaling_ratio": branch.TARGET_SCALING,
             },
             "python": platform.python_version(),
@@ -230,13 +236,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {size:>6} branches  {results[f'branch_step_ms_{size}']:8.3f} ms")
     met = verdict(scaling <= branch.TARGET_SCALING)
     print(f"  scaling {scaling:.2f}  (target <= {branch.TARGET_SCALING}: {met})")
+    p95 = results["inbox_p95_ms"]
+    print(f"secretary's inbox, {inbox.ROWS:,} task rows ({inbox.OPEN:,} open), {inbox.REPS} calls:")
+    print(
+        f"  p95 {p95:.3f} ms, median {inbox_result['median']:.3f} ms  (target <= {inbox.TARGET_P95_MS}: "
+        f"{verdict(p95 <= inbox.TARGET_P95_MS)})"
+    )
+    for plan_line in inbox_result["plans"]:
+        print(f"  {plan_line}")
     print("due-instances query plan (100,000 waiting):")
     print(f"  {results['notes']['due_query_sql']}")
     for line in plan:
         print(f"  {line}")
     print(f"  uses an index on instances.next_due_at: {'yes' if uses_index else 'NO (a scan: O(instances))'}")
     print(f"wrote {RESULTS_PATH} in {results['notes']['elapsed_s']} s")
-    return 0 if uses_index else 1
+    return 0 if uses_index and inbox.uses_indexes(inbox_result["plans"]) else 1
 
 
 if __name__ == "__main__":

@@ -82,6 +82,11 @@ class TaskRecord(Base):
     __table_args__ = (
         Index("ix_tasks_instance_status", "instance_id", "status"),
         Index("ix_tasks_status_due", "status", "due_at"),
+        # The inbox: a branch's open tasks by lane, a person's own, a person's done ones.
+        Index("ix_tasks_branch_status_lane", "branch", "status", "lane"),
+        Index("ix_tasks_status_lane", "status", "lane"),
+        Index("ix_tasks_assignee_status", "assignee", "status"),
+        Index("ix_tasks_completed_by", "completed_by", "completed_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # Spiff's task UUID

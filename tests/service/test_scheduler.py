@@ -56,7 +56,11 @@ def test_two_schedulers_fire_each_of_1000_due_timers_once(db_url, factory, clock
     outputs = [run.communicate(timeout=600) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     fired = [int(re.search(r"触发定时器 (\d+) 个", out).group(1)) for out, _ in outputs]
-    assert sum(fired) == DUE and min(fired) > 0, fired  # both worked, side by side
+    assert sum(fired) == DUE, fired
+    if db_url.startswith("postgresql"):
+        # Row locks with SKIP LOCKED let both work side by side. (SQLite has one writer at a time, and
+        # the busy one may keep the lock all through, so there only exactly-once is the property.)
+        assert min(fired) > 0, fired
     with factory() as session:
         events = session.execute(
             select(AuditEvent.instance_id, func.count())
