@@ -25,6 +25,7 @@ ACTIONS = {
     "notice.filed": "通报批评",
     "spotcheck.drawn": "抽查抽取",
     "timer.recomputed": "期限重算",
+    "evidence.uploaded": "上传佐证材料",
 }
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 
 from service import formdata
 from service.web import clock, commit, current_user, db, signed_in, status_of, who
-from workflows import actions, inbox, instances, overview
-from workflows.errors import FormInvalid, ZhibuError
+from workflows import actions, evidence, inbox, instances, overview
+from workflows.errors import Forbidden, FormInvalid, InvalidInput, ZhibuError
 
 bp = Blueprint("tasks", __name__)
 VIEWS = {"todo": "待办", "overdue": "已逾期", "watching": "只读关注", "done": "已办"}
@@ -74,9 +74,12 @@ def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None 
                 rows = formdata.parse(details["schema"], posted).get(item.name, [])
                 shown[item.name] = rows + [{} for _ in range(formdata.BLANK_ROWS)]
     may_act = record.status == "open" and inbox.can_act(db(), current_user().username, task_id)
+    takes_files = "evidence" in ((details["schema"] or {}).get("properties") or {})
     return (
         render_template(
             "task.html",
+            files=evidence.of_task(db(), task_id),
+            takes_files=takes_files,
             task=record,
             details=details,
             fields=formdata.fields(details["schema"]),
@@ -105,6 +108,9 @@ def complete(task_id: str):
         record = actions.visible_task(db(), current_user().username, task_id)
         schema = instances.task_details(db(), record)["schema"]
         data = formdata.parse(schema, request.form.to_dict())
+        files = evidence.of_task(db(), task_id)
+        if files and "evidence" in ((schema or {}).get("properties") or {}):
+            data["evidence"] = list(data.get("evidence", [])) + [f"{f.name} [/files/{f.id}]" for f in files]
         done = actions.complete_as(db(), current_user().username, task_id, data, clock=clock())
         commit()
     except FormInvalid as exc:
@@ -115,3 +121,52 @@ def complete(task_id: str):
         abort(status_of(exc), exc.message)
     flash(f"已提交：{done.title}")
     return redirect(url_for("tasks.inbox_page"))
+
+
+@bp.post("/tasks/<task_id>/files")
+@signed_in
+def upload(task_id: str):
+    try:
+        record = actions.visible_task(db(), current_user().username, task_id)
+        if record.status != "open" or not inbox.can_act(db(), current_user().username, task_id):
+            raise Forbidden("只有任务办理人可以上传佐证材料")
+        uploads = [f for f in request.files.getlist("files") if f.filename]
+        if not uploads:
+            raise InvalidInput("请选择要上传的文件")
+        for upload_file in uploads:
+            evidence.store(
+                db(),
+                content=upload_file.read(evidence.MAX_BYTES + 1),
+                name=upload_file.filename,
+                task=record,
+                uploaded_by=current_user().username,
+                now=clock().now(),
+                root=evidence.store_root(),
+            )
+        commit()
+        flash(f"已上传 {len(uploads)} 个文件")
+    except InvalidInput as exc:
+        db().rollback()
+        flash(exc.message)
+    except ZhibuError as exc:
+        db().rollback()
+        abort(status_of(exc), exc.message)
+    return redirect(url_for("tasks.task_page", task_id=task_id))
+
+
+@bp.get("/files/<int:file_id>")
+@signed_in
+def download(file_id: int):
+    try:
+        item = evidence.get(db(), file_id)
+        actions.visible_task(db(), current_user().username, item.task_id)
+    except ZhibuError as exc:
+        abort(status_of(exc), exc.message)
+    response = send_file(
+        evidence.content_path(item, evidence.store_root()).resolve(),
+        mimetype=item.mimetype,
+        as_attachment=True,
+        download_name=item.name,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
