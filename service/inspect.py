@@ -26,6 +26,10 @@ ACTIONS = {
     "spotcheck.drawn": "抽查抽取",
     "timer.recomputed": "期限重算",
     "evidence.uploaded": "上传佐证材料",
+    "task.claimed": "签收任务",
+    "task.unclaimed": "退回签收",
+    "task.reassigned": "转办任务",
+    "task.commented": "发表意见",
 }
 
 

@@ -79,6 +79,12 @@ def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None 
         render_template(
             "task.html",
             files=evidence.of_task(db(), task_id),
+            comments=actions.comments(db(), task_id),
+            may_claim=may_act and record.assignee is None,
+            may_unclaim=record.status == "open"
+            and record.assignee == current_user().username
+            and record.lane not in ("整改责任人", "联系党委委员"),
+            may_reassign=record.status == "open" and _may_reassign(record),
             takes_files=takes_files,
             task=record,
             details=details,
@@ -89,6 +95,13 @@ def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None 
             now=clock().now(),
         ),
         status,
+    )
+
+
+def _may_reassign(record) -> bool:
+    person = who()
+    return "office" in person.company_roles or (
+        record.branch is not None and record.branch in person.branch_roles.get("secretary", frozenset())
     )
 
 
@@ -170,3 +183,51 @@ def download(file_id: int):
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _task_action(task_id: str, run, done_message: str):
+    try:
+        run()
+        commit()
+        flash(done_message)
+    except (InvalidInput, Forbidden) as exc:
+        db().rollback()
+        if isinstance(exc, Forbidden):
+            abort(403, exc.message)
+        flash(exc.message)
+    except ZhibuError as exc:
+        db().rollback()
+        abort(status_of(exc), exc.message)
+    return redirect(url_for("tasks.task_page", task_id=task_id))
+
+
+@bp.post("/tasks/<task_id>/claim")
+@signed_in
+def claim(task_id: str):
+    user = current_user().username
+    return _task_action(
+        task_id, lambda: actions.claim(db(), user, task_id, clock=clock()), "已签收，此任务现由您办理"
+    )
+
+
+@bp.post("/tasks/<task_id>/unclaim")
+@signed_in
+def unclaim(task_id: str):
+    user = current_user().username
+    return _task_action(task_id, lambda: actions.unclaim(db(), user, task_id, clock=clock()), "已退回签收")
+
+
+@bp.post("/tasks/<task_id>/reassign")
+@signed_in
+def reassign(task_id: str):
+    user, to = current_user().username, request.form.get("to", "").strip()
+    run = lambda: actions.reassign(db(), user, task_id, to, clock=clock())  # noqa: E731
+    return _task_action(task_id, run, f"已转办给 {to}")
+
+
+@bp.post("/tasks/<task_id>/comments")
+@signed_in
+def add_comment(task_id: str):
+    user, text = current_user().username, request.form.get("text", "")
+    run = lambda: actions.comment(db(), user, task_id, text, clock=clock())  # noqa: E731
+    return _task_action(task_id, run, "意见已记录")

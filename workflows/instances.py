@@ -358,6 +358,37 @@ def fire_due_timers(
     return fired
 
 
+def set_claim(
+    session: Session, task_id: str, username: str | None, *, actor: str, clock: Clock, action: str
+) -> InstanceRow:
+    """Give an open task to a person (claim, hand over) or back to its lane's role (None)."""
+    found = session.connection().execute(_LOCK_BY_TASK, {"task_id": task_id}).mappings().first()
+    if found is None:
+        raise NotFound(f"任务 {task_id} 不存在")
+    loaded = restore(session, _instance_row(found))
+    task = loaded.workflow.get_task_from_id(UUID(task_id))
+    if task is None or task.state != TaskState.READY or not task.task_spec.manual:
+        raise Conflict(f"任务“{found['task_title']}”已办结，不能再分派")
+    before = tasks.snapshot(loaded.workflow)[task_id].assignee
+    if username is None:
+        task.internal_data.pop("claimed_by", None)
+    else:
+        task._set_internal_data(claimed_by=username)
+    now = clock.now()
+    _save(session, loaded, now)
+    _record(
+        session,
+        loaded,
+        action,
+        actor,
+        now,
+        task_id=task_id,
+        bpmn_id=found["task_bpmn_id"],
+        data={"title": found["task_title"], "from": before, "to": username},
+    )
+    return loaded.row
+
+
 def retry_timers(session: Session, instance_id: int, *, actor: str, clock: Clock) -> InstanceRow:
     """Put an instance whose timers kept failing back into the sweep (after the office fixed the cause)."""
     loaded = load(session, instance_id)

@@ -43,7 +43,11 @@ def form_filename(task: Task) -> str | None:
 
 
 def _assignee(task: Task) -> str | None:
-    """The username a task is assigned to: the data field its `assignee` property names, if set."""
+    """Who a task is assigned to: whoever claimed it or had it handed over, else the data field its
+    `assignee` property names, else nobody (the lane's role)."""
+    claimed = task._get_internal_data("claimed_by")
+    if claimed:
+        return claimed
     field = getattr(task.task_spec, "extensions", {}).get("properties", {}).get("assignee")
     value = task.data.get(field) if field else None
     return value if isinstance(value, str) and value else None
