@@ -104,6 +104,9 @@ def test_the_pages_for_claim_and_comments(db_url, c):
     outsider = signed_in(app.test_client(), "secretary2")
     token = re.search(r'csrf_token" value="([^"]+)"', outsider.get("/inbox").get_data(as_text=True)).group(1)
     assert outsider.post(f"/tasks/{tid}/comments", data={"csrf_token": token, "text": "x"}).status_code == 403
+    token = re.search(
+        r'csrf_token" value="([^"]+)"', member.get(f"/tasks/{tid}").get_data(as_text=True)
+    ).group(1)
     empty = member.post(
         f"/tasks/{tid}/comments", data={"csrf_token": token, "text": " "}, follow_redirects=True
     )
