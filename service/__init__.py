@@ -83,6 +83,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         reader = web.current_user() is not None and inbox.readable_branches(web.who()) is None
         return {"tz": LOCAL_TZ, "company_reader": reader}
 
+    @app.template_filter("zip")
+    def zip_filter(left, right):
+        return zip(left, right, strict=False)
+
     @app.get("/healthz")
     def healthz():
         return jsonify(status="ok")

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 
 from service import formdata
 from service.web import clock, commit, current_user, db, signed_in, status_of, who
-from workflows import actions, evidence, inbox, instances, overview
+from workflows import actions, dashboard, evidence, inbox, instances, overview
 from workflows.errors import Forbidden, FormInvalid, InvalidInput, ZhibuError
 
 bp = Blueprint("tasks", __name__)
@@ -53,6 +53,15 @@ def inbox_page():
         page=page,
         now=clock().now(),
     )
+
+
+@bp.get("/dashboard")
+@signed_in
+def dashboard_page():
+    if inbox.readable_branches(who()) is not None:
+        abort(403, "工作看板仅对党委工作室、领导小组和督查人员开放")
+    board = dashboard.build(db(), clock().now())
+    return render_template("dashboard.html", board=board, phases=dashboard.PHASES)
 
 
 @bp.get("/overview")

@@ -16,7 +16,6 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflows import actions, calendar, catalog, escalation, evidence, ical, ledger, notify, obligations, org  # noqa: F401  (their tables join Base.metadata)
 from workflows.models import AuditHead, Base
 
 DEFAULT_SQLITE_PATH = Path("instance") / "zhibu.db"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflows import audit, calendar, catalog, escalation, notify, obligations, org, spotcheck
+from workflows import audit, calendar, catalog, dashboard, escalation, notify, obligations, org, spotcheck
 from workflows.engine import current_step, register_script_functions
 
 PHASES = ("phase1", "phase2", "phase3", "phase4")
@@ -104,12 +104,19 @@ def is_demonstration(branch: str) -> bool:
 
 
 def grade_branch(
-    checklist: dict[str, Any], scores: list[dict[str, Any]], vetoed: list[str]
+    checklist: dict[str, Any], scores: list[dict[str, Any]], vetoed: list[str], year: int | None = None
 ) -> dict[str, Any]:
-    """Total and grade of an acceptance; `missing` lists items that were not scored."""
+    """Total and grade of an acceptance (kept for the dashboard); `missing` lists items not scored."""
     by_code = {score["code"]: float(score["score"]) for score in scores}
     missing = [item["code"] for item in checklist["items"] if item["code"] not in by_code]
-    outcome = catalog.grade(current_step().session, checklist["catalog_id"], by_code, vetoed)
+    step = current_step()
+    outcome = catalog.grade(step.session, checklist["catalog_id"], by_code, vetoed)
+    data = step.instance
+    if not missing and data.branch and isinstance(data.title, str) and data.title[:4].isdigit():
+        year = int(data.title[:4])  # branch programmes are titled "<year>年度…"
+        dashboard.record_grade(
+            step.session, year, data.branch, outcome.total, outcome.grade, step.clock.now()
+        )
     return {
         "missing": missing,
         "total": outcome.total,

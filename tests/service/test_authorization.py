@@ -91,6 +91,21 @@ def test_pages(world):
     assert matrix(clients, lambda c: c.get("/overview")) == expect(
         403, anonymous=302, office1=200, leader1=200, inspector1=200
     )
+    assert matrix(clients, lambda c: c.get("/dashboard")) == expect(
+        403, anonymous=302, office1=200, leader1=200, inspector1=200
+    )
+    assert matrix(clients, lambda c: c.get("/ledger")) == expect(200, anonymous=302)
+    assert matrix(clients, lambda c: c.get("/trail")) == expect(200, anonymous=302)
+    assert matrix(clients, lambda c: c.get("/branches/一支部/dossier")) == expect(
+        200, anonymous=302, secretary2=403
+    )
+    assert matrix(clients, lambda c: c.get("/branches/二支部/dossier")) == expect(
+        403, anonymous=302, secretary2=200, office1=200, leader1=200, inspector1=200
+    )
+    own_instance = clients["office1"].get(f"/api/v1/tasks/{own}").get_json()["instance_id"]
+    assert matrix(clients, lambda c: c.get(f"/instances/{own_instance}")) == expect(
+        200, anonymous=302, secretary2=403
+    )
     assert matrix(clients, lambda c: c.get(f"/tasks/{own}")) == expect(200, anonymous=302, secretary2=403)
     assert matrix(clients, lambda c: c.get(f"/tasks/{other}")) == expect(
         403, anonymous=302, secretary2=200, office1=200, leader1=200, inspector1=200

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from tests.support import COMPANY_BRANCHES as CODES
 from tests.support import PROGRAMME_START, Company, Driver, build_company
-from workflows import catalog, inbox
+from workflows import catalog, dashboard, inbox
 from workflows.clock import LOCAL_TZ
 from workflows.db import transaction
 from workflows.models import AuditEvent, ProcessInstance
@@ -237,6 +237,16 @@ def test_five_branches_through_all_five_phases(mode, db_url, company, clock):
             )
         }
     assert set(statuses.values()) == {"completed"} and len(statuses) == 6
+    with driver.factory()() as session:
+        board = dashboard.build(session, clock.now(), 2026)
+    assert board.grades == {"示范": 3, "不达标": 2}
+    assert {b.code: b.grade for b in board.branches} == {
+        "B1": "示范",
+        "B2": "示范",
+        "B3": "示范",
+        "B4": "不达标",
+        "B5": "不达标",
+    }
     assert driver.mismatches() == [] and driver.verify().ok
     driver.close()
 
