@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, render_template, request
 
-from service import exports
+from service import exports, tasks
 from service.web import clock, db, signed_in, status_of, who
 from workflows import audit, inbox, inspection, org
 from workflows.clock import LOCAL_TZ
@@ -48,6 +48,7 @@ def _events():
         branches=inbox.readable_branches(who()),
         branch=request.args.get("branch") or None,
         actor=request.args.get("actor") or None,
+        process=request.args.get("process") or None,
         instance_id=request.args.get("instance_id", type=int),
         since=_day("since"),
         until=until + timedelta(days=1) if until else None,
@@ -74,7 +75,9 @@ def _cells(event) -> list:
 def trail_page():
     events = _events()
     verification = audit.verify(db())
-    return render_template("trail.html", events=events, actions=ACTIONS, verification=verification)
+    return render_template(
+        "trail.html", events=events, actions=ACTIONS, verification=verification, processes=tasks.PROCESSES
+    )
 
 
 @bp.get("/trail.xlsx")

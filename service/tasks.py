@@ -40,6 +40,7 @@ def inbox_page():
         process=request.args.get("process") or None,
         branch=request.args.get("branch") or None,
         text=(request.args.get("q") or "").strip() or None,
+        phase_steps=_phase_steps(request.args.get("phase", type=int)),
         now=clock().now(),
         limit=50,
         offset=(page - 1) * 50,
@@ -50,9 +51,16 @@ def inbox_page():
         view=view,
         views=VIEWS,
         processes=PROCESSES,
+        phases=dashboard.PHASES,
         page=page,
         now=clock().now(),
     )
+
+
+def _phase_steps(phase: int | None) -> list[str] | None:
+    if phase is None:
+        return None
+    return [step for step, number in dashboard.phase_of_step().items() if number == phase]
 
 
 @bp.get("/dashboard")

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from workflows.models import AuditEvent, AuditHead
+from workflows.models import AuditEvent, AuditHead, ProcessInstance
 
 
 def canonical_json(value: Any) -> str:
@@ -162,6 +162,7 @@ def events(
     branch: str | None = None,
     instance_id: int | None = None,
     actor: str | None = None,
+    process: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 500,
@@ -176,6 +177,9 @@ def events(
         query = query.where(AuditEvent.instance_id == instance_id)
     if actor:
         query = query.where(AuditEvent.actor == actor)
+    if process:
+        of_process = select(ProcessInstance.id).where(ProcessInstance.process_id == process)
+        query = query.where(AuditEvent.instance_id.in_(of_process))
     if since is not None:
         query = query.where(AuditEvent.occurred_at >= since)
     if until is not None:

@@ -156,6 +156,7 @@ def search(
     process: str | None = None,
     branch: str | None = None,
     text: str | None = None,
+    phase_steps: list[str] | None = None,
     now=None,
     limit: int = 50,
     offset: int = 0,
@@ -174,6 +175,8 @@ def search(
         filters.append(TaskRecord.process_id == process)
     if branch:
         filters.append(TaskRecord.branch == branch)
+    if phase_steps is not None:  # a phase of the programme: its steps in the branch programme
+        filters.append(and_(TaskRecord.process_id == "branch_programme", TaskRecord.bpmn_id.in_(phase_steps)))
     if text:
         like = f"%{text}%"
         filters.append(or_(TaskRecord.title.like(like), TaskRecord.subject.like(like)))

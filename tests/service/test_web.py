@@ -88,3 +88,16 @@ def test_form_errors_come_back_by_the_field_with_the_data_kept(db_url, deployed,
     assert "已提交：明确责任" in client.get("/inbox").get_data(as_text=True)
     assert "明确责任" in client.get("/inbox?view=done").get_data(as_text=True)
     assert client.post(f"/tasks/{assign_task}", data=posted).status_code == 409
+
+
+def test_trail_filters_by_process(db_url, deployed, clock, assign_task):
+    client = signed_in(app_for(db_url, clock).test_client(), "office1")
+    rectification = client.get("/trail?process=rectification").get_data(as_text=True)
+    assert "发起流程" in rectification and "哈希链校验通过" in rectification
+    assert "发起流程" not in client.get("/trail?process=programme").get_data(as_text=True)
+    assert client.get("/trail?since=yesterday").status_code == 400
+    export = client.get("/trail.csv?process=rectification")
+    assert (
+        export.data.decode("utf-8").startswith("\ufeff序号,时间,操作人,事件")
+        and "发起流程" in export.data.decode()
+    )

@@ -125,6 +125,10 @@ def test_five_branches_through_all_five_phases(mode, db_url, company, clock):
         for prefix in ("mem", "grp", "off"):
             assert c.todo(f"{prefix}_{code}") == [("progress", code)]
     assert c.todo("office1") == [("spot_checks", "")]
+    phase2 = [step for step, n in dashboard.phase_of_step().items() if n == 2]
+    with driver.factory()() as session:
+        listing = inbox.search(session, "sec_B1", view="todo", phase_steps=phase2, now=clock.now())
+    assert [t.bpmn_id for t, _ in listing.rows] == ["study"] and listing.counts["todo"] == 1
     assert c.watching("committee2") == [("progress", "B4"), ("study", "B4")]
     for code in CODES:
         c.do(f"mem_{code}", "progress", {"progress": "已建立台账", "done": True, "evidence": ["台账.xlsx"]})
