@@ -82,13 +82,14 @@ def reassign(session: Session, username: str, task_id: str, to: str, *, clock: C
     """Hand a task to someone else (转办): the office to anyone, a secretary within their branch."""
     record = _open_task(session, task_id)
     who = inbox.person(session, username)
-    org.user(session, to)
     is_office = "office" in who.company_roles
     is_secretary = record.branch is not None and record.branch in who.branch_roles.get(
         "secretary", frozenset()
     )
     if not (is_office or is_secretary):
         raise Forbidden("只有党委工作室或本支部书记可以转办任务")
+    if not to or session.get(org.User, to) is None:
+        raise InvalidInput(f"没有用户“{to}”")
     if not is_office and to not in org.people_of(session, record.branch):
         raise InvalidInput(f"“{to}”不是本党支部人员，不能转办给他")
     instances.set_claim(session, task_id, to, actor=username, clock=clock, action="task.reassigned")

@@ -106,6 +106,23 @@ def test_pages(world):
     assert matrix(clients, lambda c: c.get(f"/instances/{own_instance}")) == expect(
         200, anonymous=302, secretary2=403
     )
+    for export in ("/ledger.xlsx", "/ledger/print", "/trail.xlsx", "/trail.csv"):
+        assert matrix(clients, lambda c, url=export: c.get(url)) == expect(200, anonymous=302), export
+    for action in ("claim", "unclaim", "reassign", "comments", "files"):
+        # Another branch's task: whoever may not see it is refused, whatever the action.
+        outsiders = {
+            r: c for r, c in clients.items() if r in ("anonymous", "secretary1", "zhangsan", "committee1")
+        }
+        refused = matrix(
+            outsiders, lambda c, a=action: c.post(f"/tasks/{other}/{a}", data={"csrf_token": csrf(c)})
+        )
+        assert refused == {"anonymous": 302, "secretary1": 403, "zhangsan": 403, "committee1": 403}, action
+    readers = {r: c for r, c in clients.items() if r in ("leader1", "inspector1")}
+    for action in ("claim", "files"):
+        refused = matrix(
+            readers, lambda c, a=action: c.post(f"/tasks/{own}/{a}", data={"csrf_token": csrf(c)})
+        )
+        assert refused == {"leader1": 403, "inspector1": 403}, action  # they read everything, change nothing
     assert matrix(clients, lambda c: c.get(f"/tasks/{own}")) == expect(200, anonymous=302, secretary2=403)
     assert matrix(clients, lambda c: c.get(f"/tasks/{other}")) == expect(
         403, anonymous=302, secretary2=200, office1=200, leader1=200, inspector1=200
