@@ -190,3 +190,15 @@ class Company:
 
     def data(self, task_id: str) -> dict:
         return self.driver.task_data(task_id)
+
+
+def seed_neighbours(session, now) -> None:
+    """Beside `seed_people`: branch 二支部 with secretary2, and committee1 (contact of 一支部), leader1,
+    inspector1 — the people authorization tests need on the other side of every line."""
+    org.add_branch(session, "二支部", "第二党支部", now=now, actor="tester")
+    org.add_user(
+        session, "secretary2", password="secret1", role="secretary", branch_code="二支部", now=now, actor="t"
+    )
+    for username, role in (("committee1", "committee"), ("leader1", "leader"), ("inspector1", "inspector")):
+        org.add_user(session, username, password="secret1", role=role, now=now, actor="t")
+    org.add_contact(session, "committee1", "一支部", now=now, actor="t")

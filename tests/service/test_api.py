@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.service.conftest import dump
-from tests.support import ASSIGNED
-from workflows import org
+from tests.support import ASSIGNED, seed_neighbours
 from workflows.db import transaction
 
 from .test_app import app_for
@@ -23,24 +22,7 @@ NEW_ITEM = {
 @pytest.fixture
 def api(db_url, deployed, clock):
     with transaction(deployed) as session:
-        now = clock.now()
-        org.add_branch(session, "二支部", "第二党支部", now=now, actor="t")
-        org.add_user(
-            session,
-            "secretary2",
-            password="secret1",
-            role="secretary",
-            branch_code="二支部",
-            now=now,
-            actor="t",
-        )
-        for username, role in (
-            ("inspector1", "inspector"),
-            ("leader1", "leader"),
-            ("committee1", "committee"),
-        ):
-            org.add_user(session, username, password="secret1", role=role, now=now, actor="t")
-        org.add_contact(session, "committee1", "一支部", now=now, actor="t")
+        seed_neighbours(session, clock.now())
     client = app_for(db_url, clock).test_client()
     tokens = {}
 

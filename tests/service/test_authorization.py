@@ -6,8 +6,7 @@ import re
 
 import pytest
 
-from tests.support import ASSIGNED, REGISTERED, Driver
-from workflows import org
+from tests.support import ASSIGNED, REGISTERED, Driver, seed_neighbours
 from workflows.db import transaction
 
 from .test_app import app_for
@@ -28,24 +27,7 @@ ITEM = {"branch": "一支部", "title": "台账不全", "description": "缺记�
 @pytest.fixture
 def world(db_url, deployed, clock):
     with transaction(deployed) as session:
-        now = clock.now()
-        org.add_branch(session, "二支部", "第二党支部", now=now, actor="t")
-        org.add_user(
-            session,
-            "secretary2",
-            password="secret1",
-            role="secretary",
-            branch_code="二支部",
-            now=now,
-            actor="t",
-        )
-        for username, role in (
-            ("inspector1", "inspector"),
-            ("leader1", "leader"),
-            ("committee1", "committee"),
-        ):
-            org.add_user(session, username, password="secret1", role=role, now=now, actor="t")
-        org.add_contact(session, "committee1", "一支部", now=now, actor="t")
+        seed_neighbours(session, clock.now())
     driver = Driver(db_url, clock, "straight")
     own = driver.only_task(driver.start(REGISTERED, actor="office1")).id
     other = driver.only_task(driver.start({**REGISTERED, "branch": "二支部"}, actor="office1")).id

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import ASSIGNED, REGISTERED, Company, Driver
-from workflows import inbox, org
+from tests.support import ASSIGNED, REGISTERED, Company, Driver, seed_neighbours
+from workflows import inbox
 from workflows.db import transaction
 from workflows.errors import FormInvalid
 
@@ -14,21 +14,7 @@ from workflows.errors import FormInvalid
 @pytest.fixture
 def c(db_url, deployed, clock):
     with transaction(deployed) as session:
-        now = clock.now()
-        org.add_branch(session, "二支部", "第二党支部", now=now, actor="tester")
-        org.add_user(
-            session,
-            "secretary2",
-            password="secret1",
-            role="secretary",
-            branch_code="二支部",
-            now=now,
-            actor="t",
-        )
-        org.add_user(session, "committee1", password="secret1", role="committee", now=now, actor="t")
-        org.add_user(session, "leader1", password="secret1", role="leader", now=now, actor="t")
-        org.add_user(session, "inspector1", password="secret1", role="inspector", now=now, actor="t")
-        org.add_contact(session, "committee1", "一支部", now=now, actor="t")
+        seed_neighbours(session, clock.now())
     driver = Driver(db_url, clock, "straight")
     yield Company(driver)
     driver.close()
