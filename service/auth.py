@@ -26,7 +26,9 @@ def _attempt_key() -> str:
     return f"{get_remote_address()}|{str(username).strip().lower()}"
 
 
-limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")
+# Storage from RATELIMIT_STORAGE_URI (ZHIBU_RATELIMIT_STORAGE, e.g. redis://127.0.0.1:6379 when several
+# web processes serve the same users); in-process memory by default.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 def _serializer() -> URLSafeTimedSerializer:
