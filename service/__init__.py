@@ -18,7 +18,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from service import api, auth, inspect, ledger, tasks, web
-from workflows import ical, inbox
+from workflows import ical, inbox, notify
 from workflows.clock import LOCAL_TZ, clock_from_env
 from workflows.db import database_url, make_engine, make_session_factory
 
@@ -81,8 +81,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.context_processor
     def template_globals():
-        reader = web.current_user() is not None and inbox.readable_branches(web.who()) is None
-        return {"tz": LOCAL_TZ, "company_reader": reader}
+        user = web.current_user()
+        reader = user is not None and inbox.readable_branches(web.who()) is None
+        unread = notify.unread_count(web.db(), user.username) if user is not None else 0
+        return {"tz": LOCAL_TZ, "company_reader": reader, "unread": unread}
 
     @app.template_filter("zip")
     def zip_filter(left, right):

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 
 from service import formdata
 from service.web import clock, commit, current_user, db, signed_in, status_of, who
-from workflows import actions, dashboard, evidence, inbox, instances, overview
+from workflows import actions, dashboard, evidence, inbox, instances, notify, overview
 from workflows.errors import Forbidden, FormInvalid, InvalidInput, ZhibuError
 
 bp = Blueprint("tasks", __name__)
@@ -70,6 +70,20 @@ def dashboard_page():
         abort(403, "工作看板仅对党委工作室、领导小组和督查人员开放")
     board = dashboard.build(db(), clock().now())
     return render_template("dashboard.html", board=board, phases=dashboard.PHASES)
+
+
+@bp.get("/notifications")
+@signed_in
+def notifications_page():
+    return render_template("notifications.html", items=notify.inbox(db(), current_user().username, limit=100))
+
+
+@bp.post("/notifications/read")
+@signed_in
+def notifications_read():
+    notify.mark_read(db(), current_user().username, None, clock().now())
+    commit()
+    return redirect(url_for("tasks.notifications_page"))
 
 
 @bp.get("/overview")

@@ -101,3 +101,18 @@ def test_trail_filters_by_process(db_url, deployed, clock, assign_task):
         export.data.decode("utf-8").startswith("\ufeff序号,时间,操作人,事件")
         and "发起流程" in export.data.decode()
     )
+
+
+def test_bell_counts_unread_notifications(db_url, deployed, clock):
+    driver = Driver(db_url, clock, "straight")
+    iid = driver.start(REGISTERED, actor="office1")
+    driver.complete(
+        driver.only_task(iid).id, {"responsible": "zhangsan", "measures": "补齐", "deadline": "2026-11-26"}
+    )
+    driver.close()  # the reminder level was already past: zhangsan has been notified
+    client = signed_in(app_for(db_url, clock).test_client(), "zhangsan")
+    page = client.get("/notifications").get_data(as_text=True)
+    assert 'class="badge level">1</span>' in page and "【到期提醒】支委会记录不全" in page
+    client.post("/notifications/read", data={"csrf_token": csrf_of(page)})
+    page = client.get("/notifications").get_data(as_text=True)
+    assert 'class="badge level">1</span>' not in page and "未读" not in page
