@@ -66,7 +66,7 @@ TARGET_SWEEP_WAITING = 1.3
 
 
 def floor_step(state_json: str, task_id: str, deployed: specs.DeployedSpec, clock: FixedClock) -> str:
-    """Spiff alone: restore as instances.restore does, run the task, serialize as instances._save does."""
+    """Spiff alone: restore as instances.restore does, run the task, serialize as instances.save does."""
     dct = json.loads(state_json)
     dct["spec"] = deployed.spec
     dct["subprocess_specs"] = deployed.subprocess_specs

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from workflows import audit, inbox, instances, org
+from workflows import audit, inbox, instances, interventions, org
 from workflows.clock import Clock
 from workflows.errors import Conflict, Forbidden, InvalidInput, NotFound
 from workflows.models import Base, TaskRecord, UTCDateTime
@@ -66,7 +66,7 @@ def claim(session: Session, username: str, task_id: str, *, clock: Clock) -> Non
     record = _open_task(session, task_id)
     if record.assignee is not None or not inbox.can_act(session, username, task_id):
         raise Forbidden("只能签收本角色尚未有人签收的任务")
-    instances.set_claim(session, task_id, username, actor=username, clock=clock, action="task.claimed")
+    interventions.set_claim(session, task_id, username, actor=username, clock=clock, action="task.claimed")
 
 
 def unclaim(session: Session, username: str, task_id: str, *, clock: Clock) -> None:
@@ -75,7 +75,7 @@ def unclaim(session: Session, username: str, task_id: str, *, clock: Clock) -> N
     who = inbox.person(session, username)
     if record.assignee != username and "office" not in who.company_roles:
         raise Forbidden("只能退回自己签收的任务")
-    instances.set_claim(session, task_id, None, actor=username, clock=clock, action="task.unclaimed")
+    interventions.set_claim(session, task_id, None, actor=username, clock=clock, action="task.unclaimed")
 
 
 def reassign(session: Session, username: str, task_id: str, to: str, *, clock: Clock) -> None:
@@ -92,7 +92,7 @@ def reassign(session: Session, username: str, task_id: str, to: str, *, clock: C
         raise InvalidInput(f"没有用户“{to}”")
     if not is_office and to not in org.people_of(session, record.branch):
         raise InvalidInput(f"“{to}”不是本党支部人员，不能转办给他")
-    instances.set_claim(session, task_id, to, actor=username, clock=clock, action="task.reassigned")
+    interventions.set_claim(session, task_id, to, actor=username, clock=clock, action="task.reassigned")
 
 
 def comment(session: Session, username: str, task_id: str, text: str, *, clock: Clock) -> TaskComment:

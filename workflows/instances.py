@@ -17,7 +17,6 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimeDateEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, insert, select, update
@@ -25,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from workflows import audit, form_refs, forms, ledger, scripts, specs, tasks, timers  # noqa: F401  (scripts registers)
 from workflows.clock import Clock
-from workflows.engine import SCRIPT_ENGINE, SERIALIZER, StepContext, all_tasks, stepping
+from workflows.engine import SCRIPT_ENGINE, SERIALIZER, StepContext, stepping
 from workflows.errors import Conflict, EngineError, FormInvalid, InvalidInput, NotFound
 from workflows.models import InstanceRow, ProcessInstance, TaskRecord
 
@@ -39,7 +38,7 @@ class Loaded:
     spec: specs.DeployedSpec
     tasks_before: dict[str, tasks.TaskView]
     timers_before: timers.TimerState
-    completed_now: bool = False  # set by `_save` when this step finished the workflow
+    completed_now: bool = False  # set by `save` when this step finished the workflow
 
 
 # The step path reads and writes the instance row with prebuilt Core statements: it runs on every
@@ -50,7 +49,7 @@ _ROW = tuple(_INSTANCES.c)
 _SELECT = select(*_ROW).where(_INSTANCES.c.id == bindparam("id"))
 _LOCK = _SELECT.with_for_update()
 _LOCK_OR_SKIP = _SELECT.with_for_update(skip_locked=True)
-_LOCK_BY_TASK = (
+LOCK_BY_TASK = (
     select(
         _TASKS.c.status.label("task_status"),
         _TASKS.c.title.label("task_title"),
@@ -80,11 +79,11 @@ _UPDATE = (
 )
 
 
-def _instance_row(mapping) -> InstanceRow:
+def instance_row(mapping) -> InstanceRow:
     return InstanceRow(**{column.name: mapping[column.name] for column in _ROW})
 
 
-def _advance(session: Session, row: InstanceRow, clock: Clock, actor: str, action) -> None:
+def advance(session: Session, row: InstanceRow, clock: Clock, actor: str, action) -> None:
     try:
         with stepping(StepContext(session, clock, actor, row, start)):
             action()
@@ -150,10 +149,10 @@ def start(
         created_at=now,
         updated_at=now,
     )
-    _advance(session, row, clock, actor, workflow.do_engine_steps)
+    advance(session, row, clock, actor, workflow.do_engine_steps)
     loaded = Loaded(row, workflow, deployed, {}, timers.TimerState({}, {}))
-    after = _save(session, loaded, now)
-    _record(
+    after = save(session, loaded, now)
+    record(
         session,
         loaded,
         "instance.started",
@@ -179,7 +178,7 @@ def load(session: Session, instance_id: int, *, skip_locked: bool = False) -> Lo
         if skip_locked:
             return None
         raise NotFound(f"流程实例 {instance_id} 不存在")
-    return restore(session, _instance_row(found))
+    return restore(session, instance_row(found))
 
 
 def restore(session: Session, row: InstanceRow | ProcessInstance) -> Loaded:
@@ -193,7 +192,7 @@ def restore(session: Session, row: InstanceRow | ProcessInstance) -> Loaded:
     return Loaded(row, workflow, deployed, tasks.snapshot(workflow), timers.scan(workflow))
 
 
-def _save(
+def save(
     session: Session, loaded: Loaded, now: datetime, completed: dict[str, str] | None = None
 ) -> timers.TimerState:
     """Write the workflow state, status, timer index and changed task-index rows; return the timers after.
@@ -225,7 +224,7 @@ def _save(
     return after_timers
 
 
-def _record(session: Session, loaded: Loaded, action: str, actor: str, now: datetime, **fields: Any) -> None:
+def record(session: Session, loaded: Loaded, action: str, actor: str, now: datetime, **fields: Any) -> None:
     """Append an audit event about this instance (its id and branch filled in)."""
     audit.append(
         session,
@@ -244,7 +243,7 @@ def _audit_fired_timers(
     """Audit each timer that fired during this step (in a sweep, or at once when already overdue)."""
     fired = [t for tid, t in after.fired.items() if tid not in loaded.timers_before.fired]
     for timer in fired:
-        _record(
+        record(
             session,
             loaded,
             "timer.fired",
@@ -259,7 +258,7 @@ def _audit_fired_timers(
 
 def _audit_if_finished(session: Session, loaded: Loaded, actor: str, now: datetime) -> None:
     if loaded.completed_now:
-        _record(session, loaded, "instance.completed", actor, now, bpmn_id=loaded.row.process_id)
+        record(session, loaded, "instance.completed", actor, now, bpmn_id=loaded.row.process_id)
 
 
 def task_record(session: Session, task_id: str) -> TaskRecord:
@@ -295,7 +294,7 @@ def complete_task(
 ) -> CompletedTask:
     """Complete an open human task with form data, run the engine to the next wait, save."""
     found = (
-        session.connection().execute(_LOCK_BY_TASK, {"task_id": task_id}).mappings().first()
+        session.connection().execute(LOCK_BY_TASK, {"task_id": task_id}).mappings().first()
         if _is_uuid(task_id)
         else None
     )
@@ -304,7 +303,7 @@ def complete_task(
     title = found["task_title"]
     if found["task_status"] != "open":
         raise Conflict(f"任务“{title}”已办结，不能重复提交")
-    loaded = restore(session, _instance_row(found))
+    loaded = restore(session, instance_row(found))
     task = loaded.workflow.get_task_from_id(UUID(task_id))
     # Spiff's run() does not check state: a FUTURE task would be completed silently.
     if task is None or task.state != TaskState.READY or not task.task_spec.manual:
@@ -318,13 +317,13 @@ def complete_task(
         task.run()
         loaded.workflow.do_engine_steps()
 
-    _advance(session, loaded.row, clock, actor, step)
+    advance(session, loaded.row, clock, actor, step)
     if loaded.row.branch is None and isinstance(submitted.get("branch"), str):
         loaded.row.branch = submitted["branch"]
     if loaded.row.title is None and isinstance(submitted.get("title"), str):
         loaded.row.title = submitted["title"]
-    after = _save(session, loaded, now, completed={task_id: actor})
-    _record(
+    after = save(session, loaded, now, completed={task_id: actor})
+    record(
         session,
         loaded,
         "task.completed",
@@ -352,78 +351,10 @@ def fire_due_timers(
         loaded.workflow.refresh_timers()
         loaded.workflow.do_engine_steps()
 
-    _advance(session, loaded.row, clock, actor, step)
-    fired = _audit_fired_timers(session, loaded, _save(session, loaded, now), now, actor)
+    advance(session, loaded.row, clock, actor, step)
+    fired = _audit_fired_timers(session, loaded, save(session, loaded, now), now, actor)
     _audit_if_finished(session, loaded, actor, now)
     return fired
-
-
-def set_claim(
-    session: Session, task_id: str, username: str | None, *, actor: str, clock: Clock, action: str
-) -> InstanceRow:
-    """Give an open task to a person (claim, hand over) or back to its lane's role (None)."""
-    found = session.connection().execute(_LOCK_BY_TASK, {"task_id": task_id}).mappings().first()
-    if found is None:
-        raise NotFound(f"任务 {task_id} 不存在")
-    loaded = restore(session, _instance_row(found))
-    task = loaded.workflow.get_task_from_id(UUID(task_id))
-    if task is None or task.state != TaskState.READY or not task.task_spec.manual:
-        raise Conflict(f"任务“{found['task_title']}”已办结，不能再分派")
-    before = tasks.snapshot(loaded.workflow)[task_id].assignee
-    if username is None:
-        task.internal_data.pop("claimed_by", None)
-    else:
-        task._set_internal_data(claimed_by=username)
-    now = clock.now()
-    _save(session, loaded, now)
-    _record(
-        session,
-        loaded,
-        action,
-        actor,
-        now,
-        task_id=task_id,
-        bpmn_id=found["task_bpmn_id"],
-        data={"title": found["task_title"], "from": before, "to": username},
-    )
-    return loaded.row
-
-
-def retry_timers(session: Session, instance_id: int, *, actor: str, clock: Clock) -> InstanceRow:
-    """Put an instance whose timers kept failing back into the sweep (after the office fixed the cause)."""
-    loaded = load(session, instance_id)
-    now = clock.now()
-    failures, error = loaded.row.timer_failures, loaded.row.timer_error
-    _save(session, loaded, now)
-    _record(session, loaded, "timer.retry", actor, now, data={"failures": failures, "error": error})
-    return loaded.row
-
-
-def recompute_timers(session: Session, instance_id: int, *, actor: str, clock: Clock) -> list[dict[str, Any]]:
-    """Re-evaluate the waiting date timers of an instance (after the working-day calendar changed).
-
-    Returns the timers whose instant moved; the instance is saved (and audited) only if one did.
-    """
-    loaded = load(session, instance_id)
-    moved = []
-
-    def step():
-        for task in all_tasks(loaded.workflow):
-            definition = getattr(task.task_spec, "event_definition", None)
-            if task.state != TaskState.WAITING or not isinstance(definition, TimeDateEventDefinition):
-                continue
-            old = task._get_internal_data("event_value")
-            new = SCRIPT_ENGINE.evaluate(task, definition.expression)
-            if old is not None and new != old:
-                task._set_internal_data(event_value=new)
-                moved.append({"timer": task.task_spec.bpmn_id, "from": old, "to": new})
-
-    _advance(session, loaded.row, clock, actor, step)
-    if moved:
-        now = clock.now()
-        _save(session, loaded, now)
-        _record(session, loaded, "timer.recomputed", actor, now, data={"timers": moved})
-    return moved
 
 
 def task_details(session: Session, record: TaskRecord) -> dict[str, Any]:

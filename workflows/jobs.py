@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflows import calendar, inbox, notify, org, runner
+from workflows import calendar, inbox, interventions, notify, org, runner
 from workflows.clock import LOCAL_TZ, Clock
 from workflows.db import transaction
 from workflows.errors import EngineError
@@ -97,9 +97,7 @@ def recompute_deadlines(factory: sessionmaker[Session], *, clock: Clock, actor: 
             try:
                 moved = runner.run_step(
                     factory,
-                    lambda s, i=instance_id: runner.instances.recompute_timers(
-                        s, i, actor=actor, clock=clock
-                    ),
+                    lambda s, i=instance_id: interventions.recompute_timers(s, i, actor=actor, clock=clock),
                     clock=clock,
                     actor=actor,
                     context={"instance_id": instance_id, "action": "timer.recompute"},

@@ -9,7 +9,7 @@ import click
 
 from service import scheduler
 from service.cli.common import Group, default_actor, factory
-from workflows import calendar, ical, instances, jobs, notify, org, timers
+from workflows import calendar, ical, interventions, jobs, notify, org, timers
 from workflows.clock import clock_from_env
 from workflows.db import transaction
 from workflows.errors import NotFound
@@ -118,7 +118,7 @@ def timers_parked() -> None:
 def timers_retry(instance_id: int, actor: str) -> None:
     """排除故障后，让实例的定时器重新参与扫描。"""
     with transaction(factory()) as session:
-        instances.retry_timers(session, instance_id, actor=actor, clock=clock_from_env())
+        interventions.retry_timers(session, instance_id, actor=actor, clock=clock_from_env())
     click.echo(f"实例 {instance_id} 的定时器已恢复")
 
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import event, text
 
 from tests.support import ASSIGNED, REGISTERED, Driver
-from workflows import instances, runner, specs, timers
+from workflows import interventions, runner, specs, timers
 from workflows.clock import LOCAL_TZ
 from workflows.db import transaction
 
@@ -130,7 +130,7 @@ def test_a_failing_timer_backs_off_then_parks_and_can_be_retried(db_url, factory
     failed = [e for e in healthy.events(iid) if e.action == "step.failed"]
     assert len(failed) == timers.MAX_FAILURES
     with transaction(factory) as session:  # the office fixed the cause (here: nothing) and retries
-        instances.retry_timers(session, iid, actor="office1", clock=clock)
+        interventions.retry_timers(session, iid, actor="office1", clock=clock)
     assert healthy.instance(iid).timer_failures == 0 and healthy.instance(iid).next_due_at is not None
     assert runner.sweep(factory, clock=clock).failed == {iid: healthy.instance(iid).timer_error}
     assert healthy.instance(iid).timer_failures == 1
