@@ -46,7 +46,8 @@ def _ladders() -> dict[str, Any]:
 def ladder(process_id: str, task_id: str) -> list[dict[str, Any]]:
     """The levels that apply to one task of one process."""
     data = _ladders()
-    return data["tasks"].get(f"{process_id}/{task_id}", data["default"])
+    tasks = data["tasks"]
+    return tasks.get(f"{process_id}/{task_id}") or tasks.get(f"{process_id}/*") or data["default"]
 
 
 def level(process_id: str, task_id: str, number: int) -> dict[str, Any]:

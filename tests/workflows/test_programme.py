@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from tests.support import COMPANY_BRANCHES as CODES
 from tests.support import PROGRAMME_START, Company, Driver, build_company
-from workflows import catalog, dashboard, inbox
+from workflows import catalog, dashboard, inbox, notify
 from workflows.clock import LOCAL_TZ
 from workflows.db import transaction
 from workflows.models import AuditEvent, ProcessInstance
@@ -152,6 +152,9 @@ def test_five_branches_through_all_five_phases(mode, db_url, company, clock):
     assert driver.tick() >= 1
     [late] = [t for t in c._box("sec_B3").todo if t.bpmn_id == "study"]
     assert late.escalation_level == 1
+    with driver.factory()() as session:  # the phase deadline told the secretary (B3 has no contact member)
+        [told] = [n for n in notify.inbox(session, "sec_B3") if n.kind == "escalation"]
+        assert told.title.startswith("【阶段期限已到】") and notify.inbox(session, "sec_B1") == []
     c.do("sec_B3", "study", {"date": "2026-09-02", "attendees": 9, "notes": "补学"})
     c.do("sec_B3", "self_check", {"results": [{"code": k, "met": True} for k in codes]})
     c.do("sec_B3", "rules_review", {"rules": [{"name": "党费收缴制度", "decision": "修订"}]})
