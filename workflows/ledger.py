@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Date, Integer, String, Text, insert, select, update
+from sqlalchemy import Date, Integer, String, Text, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from workflows.clock import end_of_day
@@ -48,6 +48,15 @@ class Rectification(Base):
 
 _TABLE = Rectification.__table__
 _FIELDS = ("source", "title", "description", "standard_item", "responsible", "measures")
+_WRITTEN = (*_FIELDS, "branch", "deadline", "status", "rounds", "updated_at", "closed_at")
+# Prebuilt with bind parameters: this runs in every rectification step, and building the statement
+# from literal values each time costs more than executing it.
+_UPDATE = (
+    update(_TABLE)
+    .where(_TABLE.c.instance_id == bindparam("row_id"))
+    .values({name: bindparam(name) for name in _WRITTEN})
+)
+_INSERT = insert(_TABLE)
 
 
 def _latest_data(workflow) -> dict[str, Any]:
@@ -81,8 +90,8 @@ def project(session: Session, row, workflow, open_steps: set[str], now: datetime
         "closed_at": now if status == CLOSED else None,
     }
     conn = session.connection()
-    if conn.execute(update(_TABLE).where(_TABLE.c.instance_id == row.id).values(values)).rowcount == 0:
-        conn.execute(insert(_TABLE).values(instance_id=row.id, created_at=now, **values))
+    if conn.execute(_UPDATE, {**values, "row_id": row.id}).rowcount == 0:
+        conn.execute(_INSERT, {**values, "instance_id": row.id, "created_at": now})
 
 
 @dataclass(frozen=True)
