@@ -104,35 +104,26 @@ def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None 
             if item.kind == "rows":
                 rows = formdata.parse(details["schema"], posted).get(item.name, [])
                 shown[item.name] = rows + [{} for _ in range(formdata.BLANK_ROWS)]
-    may_act = record.status == "open" and inbox.can_act(db(), current_user().username, task_id)
+    allowed = actions.permissions(db(), current_user().username, record)
     takes_files = "evidence" in ((details["schema"] or {}).get("properties") or {})
     return (
         render_template(
             "task.html",
             files=evidence.of_task(db(), task_id),
             comments=actions.comments(db(), task_id),
-            may_claim=may_act and record.assignee is None,
-            may_unclaim=record.status == "open"
-            and record.assignee == current_user().username
-            and record.lane not in ("整改责任人", "联系党委委员"),
-            may_reassign=record.status == "open" and _may_reassign(record),
+            may_claim=allowed.claim,
+            may_unclaim=allowed.unclaim,
+            may_reassign=allowed.reassign,
             takes_files=takes_files,
             task=record,
             details=details,
             fields=formdata.fields(details["schema"]),
             values=shown,
             errors=errors or {},
-            may_act=may_act,
+            may_act=allowed.act,
             now=clock().now(),
         ),
         status,
-    )
-
-
-def _may_reassign(record) -> bool:
-    person = who()
-    return "office" in person.company_roles or (
-        record.branch is not None and record.branch in person.branch_roles.get("secretary", frozenset())
     )
 
 
@@ -150,11 +141,7 @@ def task_page(task_id: str):
 def complete(task_id: str):
     try:
         record = actions.visible_task(db(), current_user().username, task_id)
-        schema = instances.task_details(db(), record)["schema"]
-        data = formdata.parse(schema, request.form.to_dict())
-        files = evidence.of_task(db(), task_id)
-        if files and "evidence" in ((schema or {}).get("properties") or {}):
-            data["evidence"] = list(data.get("evidence", [])) + [f"{f.name} [/files/{f.id}]" for f in files]
+        data = formdata.parse(instances.task_details(db(), record)["schema"], request.form.to_dict())
         done = actions.complete_as(db(), current_user().username, task_id, data, clock=clock())
         commit()
     except FormInvalid as exc:

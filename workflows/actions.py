@@ -7,13 +7,14 @@ bad form data is FormInvalid (400). Functions never commit; the request owns the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from workflows import audit, inbox, instances, interventions, org
+from workflows import audit, evidence, inbox, instances, interventions, org
 from workflows.clock import Clock
 from workflows.errors import Conflict, Forbidden, InvalidInput, NotFound
 from workflows.models import Base, TaskRecord, UTCDateTime
@@ -32,7 +33,11 @@ def visible_task(session: Session, username: str, task_id: str) -> TaskRecord:
 def complete_as(
     session: Session, username: str, task_id: str, data: dict[str, Any] | None, *, clock: Clock
 ) -> instances.CompletedTask:
-    """Complete a task as this person, if it is theirs (or their role's) and still open."""
+    """Complete a task as this person, if it is theirs (or their role's) and still open.
+
+    Files uploaded to the task are added to its form's `evidence` list, so the submitted data (and the
+    trail) names them.
+    """
     record = session.get(TaskRecord, task_id)
     if record is None:
         raise NotFound(f"任务 {task_id} 不存在")
@@ -40,7 +45,44 @@ def complete_as(
         raise Conflict(f"任务“{record.title}”已办结，不能重复提交")
     if not inbox.can_act(session, username, task_id):
         raise Forbidden("该任务不由您办理")
+    files = evidence.of_task(session, task_id)
+    if files and isinstance(data, dict):
+        schema = instances.task_details(session, record)["schema"] or {}
+        if "evidence" in schema.get("properties", {}):
+            listed = data.get("evidence") if isinstance(data.get("evidence"), list) else []
+            data = {**data, "evidence": listed + [f"{f.name} [/files/{f.id}]" for f in files]}
     return instances.complete_task(session, task_id, data, actor=username, clock=clock)
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """What a person may do to one task, for the page to offer only that."""
+
+    act: bool
+    claim: bool
+    unclaim: bool
+    reassign: bool
+
+
+def permissions(session: Session, username: str, record: TaskRecord) -> Permissions:
+    """The actions on a task this person would be allowed (each action checks again when taken)."""
+    if record.status != "open":
+        return Permissions(False, False, False, False)
+    who = inbox.person(session, username)
+    act = inbox.can_act(session, username, record.id)
+    named_by_form = inbox.lanes().get(record.lane or "", {}).get("scope") == "assignee"
+    is_office = "office" in who.company_roles
+    is_secretary = record.branch is not None and record.branch in who.branch_roles.get(
+        "secretary", frozenset()
+    )
+    return Permissions(
+        act=act,
+        claim=act and record.assignee is None,
+        unclaim=record.assignee is not None
+        and not named_by_form
+        and (record.assignee == username or is_office),
+        reassign=is_office or is_secretary,
+    )
 
 
 REGISTRATION_FIELDS = ("source", "branch", "title", "description", "standard_item", "deadline")

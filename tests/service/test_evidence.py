@@ -79,6 +79,14 @@ def test_upload_store_download_and_complete(db_url, clock, fix_task):
     assert "上传佐证材料" in trail
     dossier = officer.get("/branches/一支部/dossier").get_data(as_text=True)
     assert "上传佐证材料" in dossier
+    token = officer.post(
+        "/api/v1/auth/token", json={"username": "inspector1", "password": "secret1"}
+    ).get_json()
+    trail = officer.get("/api/v1/audit?instance_id=1", headers={"Authorization": f"Bearer {token['token']}"})
+    [fixed] = [
+        e for e in trail.get_json()["items"] if e["action"] == "task.completed" and e["bpmn_id"] == "fix"
+    ]
+    assert fixed["data"]["data"]["evidence"] == [f"支委会记录.pdf [/files/{file_id}]"]  # the upload is named
 
 
 def test_who_may_download(db_url, clock, fix_task):
