@@ -41,7 +41,10 @@ def _day(name: str) -> datetime | None:
         abort(400, f"日期“{text}”格式应为 YYYY-MM-DD")
 
 
-def _events():
+PAGE = 200
+
+
+def _events(limit: int = 5000, offset: int = 0):
     until = _day("until")
     return audit.events(
         db(),
@@ -52,7 +55,8 @@ def _events():
         instance_id=request.args.get("instance_id", type=int),
         since=_day("since"),
         until=until + timedelta(days=1) if until else None,
-        limit=5000,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -73,10 +77,17 @@ def _cells(event) -> list:
 @bp.get("/trail")
 @signed_in
 def trail_page():
-    events = _events()
+    page = max(1, request.args.get("page", 1, type=int))
+    events = _events(limit=PAGE + 1, offset=(page - 1) * PAGE)  # one more tells whether a next page exists
     verification = audit.verify(db())
     return render_template(
-        "trail.html", events=events, actions=ACTIONS, verification=verification, processes=tasks.PROCESSES
+        "trail.html",
+        events=events[:PAGE],
+        more=len(events) > PAGE,
+        page=page,
+        actions=ACTIONS,
+        verification=verification,
+        processes=tasks.PROCESSES,
     )
 
 

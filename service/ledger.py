@@ -26,13 +26,18 @@ HEADERS = [
 ]
 
 
-def _rows():
+PAGE = 200
+
+
+def _rows(limit: int = 5000, offset: int = 0):
     rows = ledger.rows(
         db(),
         branches=inbox.readable_branches(who()),
         branch=request.args.get("branch") or None,
         status=request.args.get("status") or None,
         now=clock().now(),
+        limit=limit,
+        offset=offset,
     )
     if request.args.get("overdue") == "1":
         rows = [r for r in rows if r.overdue]
@@ -61,14 +66,25 @@ def _cells(row: ledger.LedgerRow) -> list:
 @bp.get("/ledger")
 @signed_in
 def ledger_page():
-    rows = _rows()
-    return render_template("ledger.html", rows=rows, statuses=ledger.STATUSES, print_view=False)
+    page = max(1, request.args.get("page", 1, type=int))
+    rows = _rows(limit=PAGE + 1, offset=(page - 1) * PAGE)
+    return render_template(
+        "ledger.html",
+        rows=rows[:PAGE],
+        more=len(rows) > PAGE,
+        page=page,
+        statuses=ledger.STATUSES,
+        print_view=False,
+    )
 
 
 @bp.get("/ledger/print")
 @signed_in
 def ledger_print():
-    return render_template("ledger.html", rows=_rows(), statuses=ledger.STATUSES, print_view=True)
+    rows = _rows()
+    return render_template(
+        "ledger.html", rows=rows, more=False, page=1, statuses=ledger.STATUSES, print_view=True
+    )
 
 
 @bp.get("/ledger.xlsx")

@@ -166,6 +166,7 @@ def events(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 500,
+    offset: int = 0,
 ) -> list[AuditEvent]:
     """Events a reader may see (`branches` None: all), oldest first, filtered."""
     query = select(AuditEvent)
@@ -184,4 +185,4 @@ def events(
         query = query.where(AuditEvent.occurred_at >= since)
     if until is not None:
         query = query.where(AuditEvent.occurred_at < until)
-    return list(session.scalars(query.order_by(AuditEvent.seq).limit(limit)))
+    return list(session.scalars(query.order_by(AuditEvent.seq).limit(limit).offset(offset)))

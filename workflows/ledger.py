@@ -129,6 +129,7 @@ def rows(
     status: str | None = None,
     now: datetime,
     limit: int = 5000,
+    offset: int = 0,
 ) -> list[LedgerRow]:
     """Ledger rows a reader may see (`branches` None: all), newest first, optionally filtered."""
     query = select(Rectification)
@@ -139,7 +140,9 @@ def rows(
     if status:
         query = query.where(Rectification.status == status)
     items = session.scalars(
-        query.order_by(Rectification.created_at.desc(), Rectification.instance_id.desc()).limit(limit)
+        query.order_by(Rectification.created_at.desc(), Rectification.instance_id.desc())
+        .limit(limit)
+        .offset(offset)
     )
     return [
         LedgerRow(i, bool(i.status != CLOSED and i.deadline and end_of_day(i.deadline.isoformat()) <= now))

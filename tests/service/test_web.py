@@ -116,3 +116,17 @@ def test_bell_counts_unread_notifications(db_url, deployed, clock):
     client.post("/notifications/read", data={"csrf_token": csrf_of(page)})
     page = client.get("/notifications").get_data(as_text=True)
     assert 'class="badge level">1</span>' not in page and "未读" not in page
+
+
+def test_trail_and_ledger_page_through_long_lists(db_url, deployed, clock):
+    driver = Driver(db_url, clock, "straight")
+    for n in range(205):
+        driver.start({**REGISTERED, "title": f"问题{n}"}, actor="office1")
+    driver.close()
+    client = signed_in(app_for(db_url, clock).test_client(), "office1")
+    first = client.get("/trail?process=rectification").get_data(as_text=True)
+    assert first.count("发起流程") == 200 and "下一页" in first and "上一页" not in first
+    second = client.get("/trail?process=rectification&page=2").get_data(as_text=True)
+    assert second.count("发起流程") == 5 and "上一页" in second and "下一页" not in second
+    ledger = client.get("/ledger?page=2").get_data(as_text=True)
+    assert "本页 5 条" in ledger and "问题0<" in ledger  # newest first: the oldest items are on page 2
