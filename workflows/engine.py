@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,6 +72,12 @@ class StepContext:
     actor: str
     instance: Any  # the InstanceRow being advanced (its id is None while it is being started)
     start_process: Callable[..., Any]  # instances.start, passed in so this module needs no import of it
+    after_save: list[Callable[[], None]] = field(default_factory=list)
+
+    def later(self, work: Callable[[], None]) -> None:
+        """Run `work` in this step's transaction once the instance is saved and its timers audited,
+        so what a timer caused follows the timer in the trail (and sees the instance's id)."""
+        self.after_save.append(work)
 
 
 _active_step: ContextVar[StepContext | None] = ContextVar("zhibu_engine_step", default=None)

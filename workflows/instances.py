@@ -83,14 +83,22 @@ def instance_row(mapping) -> InstanceRow:
     return InstanceRow(**{column.name: mapping[column.name] for column in _ROW})
 
 
-def advance(session: Session, row: InstanceRow, clock: Clock, actor: str, action) -> None:
+def advance(session: Session, row: InstanceRow, clock: Clock, actor: str, action) -> list:
+    """Run engine work for one step; return the work its scripts left for after the save."""
+    context = StepContext(session, clock, actor, row, start)
     try:
-        with stepping(StepContext(session, clock, actor, row, start)):
+        with stepping(context):
             action()
     except SpiffWorkflowException as exc:
         raise EngineError(f"流程引擎执行失败：{exc}") from exc
     except Exception as exc:  # a failing script or expression in a diagram
         raise EngineError(f"流程引擎执行失败：{type(exc).__name__}: {exc}") from exc
+    return context.after_save
+
+
+def _run_later(work: list) -> None:
+    for item in work:
+        item()
 
 
 def _checked(session: Session, schema: dict | None, data: Any, branch: str | None) -> dict[str, Any]:
@@ -149,7 +157,7 @@ def start(
         created_at=now,
         updated_at=now,
     )
-    advance(session, row, clock, actor, workflow.do_engine_steps)
+    later = advance(session, row, clock, actor, workflow.do_engine_steps)
     loaded = Loaded(row, workflow, deployed, {}, timers.TimerState({}, {}))
     after = save(session, loaded, now)
     record(
@@ -162,6 +170,7 @@ def start(
         data={"process_id": process_id, "version_id": version.id, "data": data or {}},
     )
     _audit_fired_timers(session, loaded, after, now)
+    _run_later(later)
     _audit_if_finished(session, loaded, actor, now)
     return row
 
@@ -317,7 +326,7 @@ def complete_task(
         task.run()
         loaded.workflow.do_engine_steps()
 
-    advance(session, loaded.row, clock, actor, step)
+    later = advance(session, loaded.row, clock, actor, step)
     if loaded.row.branch is None and isinstance(submitted.get("branch"), str):
         loaded.row.branch = submitted["branch"]
     if loaded.row.title is None and isinstance(submitted.get("title"), str):
@@ -334,6 +343,7 @@ def complete_task(
         data={"title": title, "data": submitted},
     )
     _audit_fired_timers(session, loaded, after, now)
+    _run_later(later)
     _audit_if_finished(session, loaded, actor, now)
     return CompletedTask(task_id, loaded.row.id, found["task_bpmn_id"], title, actor, now)
 
@@ -351,8 +361,9 @@ def fire_due_timers(
         loaded.workflow.refresh_timers()
         loaded.workflow.do_engine_steps()
 
-    advance(session, loaded.row, clock, actor, step)
+    later = advance(session, loaded.row, clock, actor, step)
     fired = _audit_fired_timers(session, loaded, save(session, loaded, now), now, actor)
+    _run_later(later)
     _audit_if_finished(session, loaded, actor, now)
     return fired
 

@@ -188,37 +188,42 @@ def escalation_at(task_id: str, level: int, deadline: str) -> str:
 
 
 def escalate(task_id: str, level: int, assignee: str | None = None) -> dict[str, Any]:
-    """A ladder level was reached: notify its people and, where the ladder says so, file a notice."""
+    """A ladder level was reached: notify its people and, where the ladder says so, file a notice.
+
+    The notifications are written after the step's timers are audited, so the trail reads cause first.
+    """
     step = current_step()
-    instance, now = step.instance, step.clock.now()
+    instance = step.instance
     entry = escalation.level(instance.process_id, task_id, level)
     people = escalation.recipients(step.session, entry["notify"], branch=instance.branch, assignee=assignee)
-    subject = instance.title or instance.process_id
-    where = f"（{instance.branch}）" if instance.branch else ""
-    title = f"【{entry['name']}】{subject}{where}"
-    body = f"“{subject}”已到催办阶梯第 {level} 级（{entry['name']}），请及时处理。"
-    notify.send(
-        step.session,
-        people,
-        kind="escalation",
-        title=title,
-        body=body,
-        now=now,
-        actor="system:escalation",
-        instance_id=instance.id,
-        branch=instance.branch,
-    )
-    if entry.get("notice"):
-        text = f"“{subject}”超过整改时限 {entry['offset']} 个工作日仍未完成，予以通报批评。"
-        escalation.file_notice(
+
+    def tell() -> None:
+        now = step.clock.now()
+        subject = instance.title or instance.process_id
+        where = f"（{instance.branch}）" if instance.branch else ""
+        notify.send(
             step.session,
-            branch=instance.branch,
-            instance_id=instance.id,
-            task_id=task_id,
-            subject=subject,
-            text=text,
+            people,
+            kind="escalation",
+            title=f"【{entry['name']}】{subject}{where}",
+            body=f"“{subject}”已到催办阶梯第 {level} 级（{entry['name']}），请及时处理。",
             now=now,
+            actor="system:escalation",
+            instance_id=instance.id,
+            branch=instance.branch,
         )
+        if entry.get("notice"):
+            escalation.file_notice(
+                step.session,
+                branch=instance.branch,
+                instance_id=instance.id,
+                task_id=task_id,
+                subject=subject,
+                text=f"“{subject}”超过整改时限 {entry['offset']} 个工作日仍未完成，予以通报批评。",
+                now=now,
+            )
+
+    step.later(tell)
     return {"level": level, "name": entry["name"], "notified": people}
 
 
