@@ -108,6 +108,13 @@ def layout(path: Path) -> None:
     if not lanes:
         lanes = [("_all", list(nodes))]
         lane_of = dict.fromkeys(nodes, "_all")
+    per_task = defaultdict(int)
+    for host in attached.values():
+        per_task[host] += 1
+    for host, count in per_task.items():  # widen a task so its boundary events sit side by side
+        tag, (w, h) = nodes[host]
+        nodes[host] = (tag, (max(w, 40 * count + 30), h))
+    column = max(COLUMN, max((w for _, (w, _h) in nodes.values()), default=0) + 40)
     rank = _ranks(nodes, flows, attached)
     slots: dict[tuple[str, int], int] = defaultdict(int)
     row_of = {}
@@ -124,12 +131,12 @@ def layout(path: Path) -> None:
     for lane_id, _ in lanes:
         lane_top[lane_id] = top
         top += lane_rows[lane_id] * ROW + 20
-    width = LEFT + (max(rank.values(), default=0) + 1) * COLUMN + 40
+    width = LEFT + (max(rank.values(), default=0) + 1) * column + 40
     bounds = {}
     for node, (_tag, (w, h)) in nodes.items():
         if node in attached:
             continue
-        cx = LEFT + rank[node] * COLUMN + COLUMN // 2
+        cx = LEFT + rank[node] * column + column // 2
         cy = lane_top[lane_of.get(node, lanes[0][0])] + 10 + row_of[node] * ROW + ROW // 2
         bounds[node] = (cx - w // 2, cy - h // 2, w, h)
     per_host = defaultdict(int)
@@ -137,7 +144,7 @@ def layout(path: Path) -> None:
         hx, hy, hw, hh = bounds[host]
         offset = per_host[host]
         per_host[host] += 1
-        bounds[boundary] = (hx + hw - 46 - offset * 40, hy + hh - 18, 36, 36)
+        bounds[boundary] = (hx + 15 + offset * 40, hy + hh - 18, 36, 36)
 
     diagram = etree.SubElement(root, _q(BPMNDI, "BPMNDiagram"), id=f"BPMNDiagram_{process.get('id')}")
     plane_ref = participant.getparent().get("id") if participant is not None else process.get("id")
