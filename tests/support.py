@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from workflows import audit, catalog, consistency, inbox, instances, org, runner, specs, tasks, timers
 from workflows.clock import LOCAL_TZ, FixedClock
-from workflows.db import make_engine, make_session_factory
+from workflows.db import make_engine, make_session_factory, transaction
 from workflows.models import AuditEvent, ProcessInstance, TaskRecord
 
 REGISTERED = {
@@ -202,3 +202,32 @@ def seed_neighbours(session, now) -> None:
     for username, role in (("committee1", "committee"), ("leader1", "leader"), ("inspector1", "inspector")):
         org.add_user(session, username, password="secret1", role=role, now=now, actor="t")
     org.add_contact(session, "committee1", "一支部", now=now, actor="t")
+
+
+def deploy_timer_process(factory, clock, directory, process_id: str, script: str = "done = True") -> None:
+    """Deploy a one-off diagram: start, wait until 2026-11-25 00:00 Beijing time, run `script`, end."""
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="d" targetNamespace="t">
+  <bpmn:process id="{process_id}" isExecutable="true">
+    <bpmn:startEvent id="s"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="wait" />
+    <bpmn:intermediateCatchEvent id="wait"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:timerEventDefinition>
+        <bpmn:timeDate xsi:type="bpmn:tFormalExpression">"2026-11-25T00:00:00+08:00"</bpmn:timeDate>
+      </bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="run" />
+    <bpmn:scriptTask id="run"><bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:script>{script}</bpmn:script></bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f3" sourceRef="run" targetRef="e" />
+    <bpmn:endEvent id="e"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+    (directory / "bpmn").mkdir(parents=True, exist_ok=True)
+    (directory / "forms").mkdir(exist_ok=True)
+    (directory / "bpmn" / f"{process_id}.bpmn").write_text(xml, "utf-8")
+    with transaction(factory) as session:
+        specs.deploy_all(
+            session, now=clock.now(), actor="t", bpmn_dir=directory / "bpmn", forms_dir=directory / "forms"
+        )

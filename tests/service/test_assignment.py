@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from tests.support import Company, Driver
-from workflows import actions, org
+from tests.support import Company, Driver, seed_neighbours
+from workflows import actions
 from workflows.db import transaction
 from workflows.errors import Forbidden, InvalidInput
 
@@ -26,16 +26,7 @@ RECORD = {
 @pytest.fixture
 def c(db_url, deployed, clock):
     with transaction(deployed) as session:
-        org.add_branch(session, "二支部", "第二党支部", now=clock.now(), actor="t")
-        org.add_user(
-            session,
-            "secretary2",
-            password="secret1",
-            role="secretary",
-            branch_code="二支部",
-            now=clock.now(),
-            actor="t",
-        )
+        seed_neighbours(session, clock.now())
     driver = Driver(db_url, clock, "restored")
     driver.start(RECORD, process="obligation", actor="office1")
     yield Company(driver)

@@ -8,8 +8,7 @@ import re
 
 import pytest
 
-from tests.support import ASSIGNED, REGISTERED, Driver
-from workflows import org
+from tests.support import ASSIGNED, REGISTERED, Driver, seed_neighbours
 from workflows.db import transaction
 
 from .test_app import app_for, signed_in
@@ -21,17 +20,7 @@ PDF = b"%PDF-1.4\n% evidence\n"
 def fix_task(db_url, deployed, clock, tmp_path, monkeypatch):
     monkeypatch.setenv("ZHIBU_EVIDENCE_DIR", str(tmp_path / "store"))
     with transaction(deployed) as session:
-        org.add_branch(session, "二支部", "第二党支部", now=clock.now(), actor="t")
-        org.add_user(
-            session,
-            "secretary2",
-            password="secret1",
-            role="secretary",
-            branch_code="二支部",
-            now=clock.now(),
-            actor="t",
-        )
-        org.add_user(session, "inspector1", password="secret1", role="inspector", now=clock.now(), actor="t")
+        seed_neighbours(session, clock.now())
     driver = Driver(db_url, clock, "straight")
     iid = driver.start(REGISTERED, actor="office1")
     driver.complete(driver.only_task(iid).id, ASSIGNED, actor="secretary1")

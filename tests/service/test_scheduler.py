@@ -10,38 +10,15 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from tests.support import Driver
-from workflows import specs
-from workflows.db import transaction
+from tests.support import Driver, deploy_timer_process
 from workflows.models import AuditEvent, ProcessInstance
 
-TICKER = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="d" targetNamespace="t">
-  <bpmn:process id="ticker" isExecutable="true">
-    <bpmn:startEvent id="s"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="wait" />
-    <bpmn:intermediateCatchEvent id="wait"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
-      <bpmn:timerEventDefinition>
-        <bpmn:timeDate xsi:type="bpmn:tFormalExpression">"2026-11-25T00:00:00+08:00"</bpmn:timeDate>
-      </bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
-    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="e" />
-    <bpmn:endEvent id="e"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
-  </bpmn:process>
-</bpmn:definitions>
-"""
 DUE = 1000
 ZHIBU = str(Path(sys.executable).with_name("zhibu"))
 
 
 def test_two_schedulers_fire_each_of_1000_due_timers_once(db_url, factory, clock, tmp_path):
-    (tmp_path / "bpmn").mkdir()
-    (tmp_path / "forms").mkdir()
-    (tmp_path / "bpmn" / "ticker.bpmn").write_text(TICKER, "utf-8")
-    with transaction(factory) as session:
-        specs.deploy_all(
-            session, now=clock.now(), actor="t", bpmn_dir=tmp_path / "bpmn", forms_dir=tmp_path / "forms"
-        )
+    deploy_timer_process(factory, clock, tmp_path, "ticker")
     driver = Driver(db_url, clock, "straight")
     for _ in range(DUE):
         driver.start(None, process="ticker")

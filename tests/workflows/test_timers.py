@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import event, text
 
-from tests.support import ASSIGNED, REGISTERED, Driver
-from workflows import interventions, runner, specs, timers
+from tests.support import ASSIGNED, REGISTERED, Driver, deploy_timer_process
+from workflows import interventions, runner, timers
 from workflows.clock import LOCAL_TZ
 from workflows.db import transaction
 
@@ -79,34 +79,8 @@ def test_sweep_pages_through_more_due_instances_than_one_batch(db_url, deployed,
     driver.close()
 
 
-FAILING_TIMER = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="d" targetNamespace="t">
-  <bpmn:process id="failing_timer" isExecutable="true">
-    <bpmn:startEvent id="s"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="wait" />
-    <bpmn:intermediateCatchEvent id="wait"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
-      <bpmn:timerEventDefinition>
-        <bpmn:timeDate xsi:type="bpmn:tFormalExpression">"2026-11-25T00:00:00+08:00"</bpmn:timeDate>
-      </bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
-    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="boom" />
-    <bpmn:scriptTask id="boom"><bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
-      <bpmn:script>result = 1 / 0</bpmn:script></bpmn:scriptTask>
-    <bpmn:sequenceFlow id="f3" sourceRef="boom" targetRef="e" />
-    <bpmn:endEvent id="e"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
-  </bpmn:process>
-</bpmn:definitions>
-"""
-
-
 def test_a_failing_timer_backs_off_then_parks_and_can_be_retried(db_url, factory, clock, tmp_path):
-    (tmp_path / "bpmn").mkdir()
-    (tmp_path / "forms").mkdir()
-    (tmp_path / "bpmn" / "failing_timer.bpmn").write_text(FAILING_TIMER, "utf-8")
-    with transaction(factory) as session:
-        specs.deploy_all(
-            session, now=clock.now(), actor="t", bpmn_dir=tmp_path / "bpmn", forms_dir=tmp_path / "forms"
-        )
+    deploy_timer_process(factory, clock, tmp_path, "failing_timer", script="result = 1 / 0")
     healthy = Driver(db_url, clock, "straight")
     iid = healthy.start(None, process="failing_timer")
     clock.set(datetime(2026, 11, 25, 9, 0, tzinfo=LOCAL_TZ))
