@@ -1,9 +1,14 @@
 """The audit trail: append-only events chained by SHA-256, and the check that the chain holds.
 
-Concurrency contract: `append` locks the single `audit_head` row (FOR UPDATE on PostgreSQL; the
+Concurrency contract: `append` locks the single `audit_head` row (a row lock on PostgreSQL; the
 SQLite write lock does the same), so events are numbered without gaps and each links to exactly
 one predecessor, even with many writers. The lock is held until the caller's commit; append as
 the last write of a step to keep that window short. An event rolled back with its step never existed.
+
+Each database connection remembers the head it last wrote. An append first moves the head with an
+UPDATE guarded by that remembered (seq, hash): one matching row means nobody appended since, and the
+row is now locked. No match (another connection appended, or the remembered event was rolled back)
+falls back to reading the head FOR UPDATE. A stale memory costs one statement, never a fork.
 """
 
 from __future__ import annotations
@@ -58,11 +63,16 @@ def event_hash(
 
 _LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
 _INSERT_EVENT = insert(AuditEvent.__table__)
+_HEAD = AuditHead.__table__
 _MOVE_HEAD = (
-    update(AuditHead.__table__)
-    .where(AuditHead.__table__.c.id == 1)
+    update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_MOVE_HEAD_FROM = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1, _HEAD.c.seq == bindparam("old_seq"), _HEAD.c.hash == bindparam("old_hash"))
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 )
+_KNOWN_HEAD = "zhibu.audit_head"  # key in Connection.info: (seq, hash) this connection last wrote
 
 
 def append(
@@ -79,11 +89,8 @@ def append(
 ) -> int:
     """Append one event to the chain (locks the chain head until the caller commits); return its seq."""
     conn = session.connection()  # Core statements: this runs in every step, the ORM adds nothing here
-    head_seq, head_hash = conn.execute(_LOCK_HEAD).one()
     # Microseconds are kept; SQLite and PostgreSQL both store them, so the hash survives a round trip.
-    fields = dict(
-        seq=head_seq + 1,
-        prev_hash=head_hash,
+    content = dict(
         occurred_at=occurred_at,
         actor=actor,
         action=action,
@@ -93,10 +100,24 @@ def append(
         branch=branch,
         data=canonical_json(data or {}),
     )
-    digest = event_hash(**fields)
-    conn.execute(_INSERT_EVENT, {**fields, "hash": digest})
-    conn.execute(_MOVE_HEAD, {"new_seq": fields["seq"], "new_hash": digest})
+    fields, known = None, conn.info.get(_KNOWN_HEAD)
+    if known is not None:
+        fields = _linked(content, *known)
+        moves = {"old_seq": known[0], "old_hash": known[1], "new_seq": fields["seq"], "new_hash": fields["hash"]}
+        if conn.execute(_MOVE_HEAD_FROM, moves).rowcount != 1:
+            fields = None
+    if fields is None:
+        fields = _linked(content, *conn.execute(_LOCK_HEAD).one())
+        conn.execute(_MOVE_HEAD, {"new_seq": fields["seq"], "new_hash": fields["hash"]})
+    conn.execute(_INSERT_EVENT, fields)
+    conn.info[_KNOWN_HEAD] = (fields["seq"], fields["hash"])
     return fields["seq"]
+
+
+def _linked(content: dict[str, Any], head_seq: int, head_hash: str) -> dict[str, Any]:
+    """The event's row: its content numbered and hashed after the given head."""
+    fields = {"seq": head_seq + 1, "prev_hash": head_hash, **content}
+    return {**fields, "hash": event_hash(**fields)}
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,8 @@ def save(
     after_timers = timers.scan(workflow)
     row.state_json = json.dumps(SERIALIZER.to_dict(workflow), ensure_ascii=False, separators=(",", ":"))
     row.updated_at = now
-    if row.status == "running" and workflow.is_completed():
+    # An open human task or a waiting timer already says "not finished"; Spiff's check walks every task.
+    if row.status == "running" and not after_tasks and not after_timers.waiting and workflow.is_completed():
         row.status, row.completed_at, loaded.completed_now = "completed", now, True
     row.next_due_at = None if row.status == "completed" else timers.next_due_at(after_timers)
     row.timer_failures, row.timer_error = 0, None  # a step that saves has run the engine fine

@@ -13,7 +13,8 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from workflows import escalation
@@ -115,22 +116,19 @@ def _row(view: TaskView) -> dict:
 
 
 _TASKS = TaskRecord.__table__
-_CLOSE = (
-    update(_TASKS)
-    .where(_TASKS.c.id == bindparam("task_id"))
-    .values(status=bindparam("status"), completed_at=bindparam("at"), completed_by=bindparam("by"))
-)
-_INSERT = insert(_TASKS)
-_CHANGE = (
-    update(_TASKS)
-    .where(_TASKS.c.id == bindparam("task_id"))
-    .values(
-        {
-            name: bindparam(name)
-            for name in ("bpmn_id", "title", "lane", "form_key", "due_at", "escalation_level", "assignee")
-        }
+_FIELDS = ("bpmn_id", "title", "lane", "form_key", "due_at", "escalation_level", "assignee")
+
+
+def _upsert(insert_of):
+    # On a row that exists everything but its identity and creation time follows the workflow.
+    statement = insert_of(_TASKS)
+    rewritten = ("branch", "subject", "status", "completed_at", "completed_by", *_FIELDS)
+    return statement.on_conflict_do_update(
+        index_elements=[_TASKS.c.id], set_={name: statement.excluded[name] for name in rewritten}
     )
-)
+
+
+_UPSERT = {"sqlite": _upsert(sqlite.insert), "postgresql": _upsert(postgresql.insert)}
 
 
 def sync(
@@ -144,47 +142,39 @@ def sync(
 ) -> None:
     """Write the index rows that changed in a step; `completed` maps task id → who completed it.
 
-    Core statements on the session's connection: this runs in every step, and ORM-enabled DML
-    costs several times more here for nothing (callers hold no TaskRecord objects they rely on).
+    One upsert for the rows closed, opened and changed (SQLite and PostgreSQL both have it): this
+    runs in every step, and each statement costs more in the driver than in the database.
     """
     completed = completed or {}
-    conn = session.connection()
-    closed = [
+    common = {"instance_id": instance.id, "process_id": instance.process_id, "created_at": now}
+    owner = {"branch": instance.branch, "subject": instance.title}
+    rows = [
         {
-            "task_id": task_id,
+            **common,
+            **owner,
+            **_row(before[task_id]),
+            "id": task_id,
             "status": "completed" if completed.get(task_id) else "cancelled",
-            "at": now,
-            "by": completed.get(task_id),
+            "completed_at": now,
+            "completed_by": completed.get(task_id),
         }
         for task_id in before.keys() - after.keys()
     ]
-    if closed:
-        conn.execute(_CLOSE, closed)
-    new = [
+    rows += [
         {
-            "id": view.id,
-            "instance_id": instance.id,
-            "process_id": instance.process_id,
-            "branch": instance.branch,
-            "subject": instance.title,
+            **common,
+            **owner,
+            **_row(view),
+            "id": task_id,
             "status": "open",
-            "created_at": now,
             "completed_at": None,
             "completed_by": None,
-            **_row(view),
         }
         for task_id, view in after.items()
-        if task_id not in before
+        if before.get(task_id) != view
     ]
-    if new:
-        conn.execute(_INSERT, new)
-    changed = [
-        {"task_id": task_id, **_row(after[task_id])}
-        for task_id in before.keys() & after.keys()
-        if before[task_id] != after[task_id]
-    ]
-    if changed:
-        conn.execute(_CHANGE, changed)
+    if rows:
+        session.connection().execute(_UPSERT[session.get_bind().dialect.name], rows)
 
 
 def open_rows(session: Session, instance_id: int | None = None) -> list[TaskRecord]:

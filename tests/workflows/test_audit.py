@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 from tests.support import ASSIGNED, FIXED, REGISTERED, Driver
 from workflows import audit, specs
 from workflows.clock import LOCAL_TZ
-from workflows.db import transaction
+from workflows.db import make_engine, make_session_factory, transaction
 from workflows.models import AuditEvent, AuditHead
 
 DEPLOYED = len(list(specs.BPMN_DIR.glob("*.bpmn")))  # one spec.deployed event per process
@@ -140,3 +140,38 @@ def test_untouched_chain_verifies_after_many_writers(trail):
         driver.start(REGISTERED)
     result = verify(factory)
     assert result.ok and result.events == DEPLOYED + 12
+
+
+def _append(factory, clock, action: str, *, commit: bool = True) -> int:
+    session = factory()
+    try:
+        seq = audit.append(session, action=action, actor="tester", occurred_at=clock.now())
+        session.commit() if commit else session.rollback()
+        return seq
+    finally:
+        session.close()
+
+
+def test_appends_from_two_connections_interleave_into_one_chain(engine, clock):
+    # Each connection remembers the head it last wrote; the other's appends must make it re-read.
+    other = make_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        mine, theirs = make_session_factory(engine), make_session_factory(other)
+        seqs = [_append(f, clock, f"test.{n}") for n, f in enumerate([mine, theirs, mine, mine, theirs])]
+        assert seqs == [1, 2, 3, 4, 5]
+        result = verify(mine)
+        assert result.ok and result.events == 5
+    finally:
+        other.dispose()
+
+
+def test_an_append_rolled_back_is_not_remembered_as_the_head(factory, clock):
+    assert _append(factory, clock, "test.kept") == 1
+    assert _append(factory, clock, "test.dropped", commit=False) == 2
+    assert _append(factory, clock, "test.after") == 2
+    with factory() as s:
+        actions = list(s.scalars(select(AuditEvent.action).order_by(AuditEvent.seq)))
+        head = s.get(AuditHead, 1)
+        assert (head.seq, head.hash) == (2, s.scalar(select(AuditEvent.hash).where(AuditEvent.seq == 2)))
+    assert actions == ["test.kept", "test.after"]
+    assert verify(factory).ok
