@@ -64,9 +64,7 @@ def event_hash(
 _LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
 _INSERT_EVENT = insert(AuditEvent.__table__)
 _HEAD = AuditHead.__table__
-_MOVE_HEAD = (
-    update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
-)
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 _MOVE_HEAD_FROM = (
     update(_HEAD)
     .where(_HEAD.c.id == 1, _HEAD.c.seq == bindparam("old_seq"), _HEAD.c.hash == bindparam("old_hash"))
@@ -103,7 +101,12 @@ def append(
     fields, known = None, conn.info.get(_KNOWN_HEAD)
     if known is not None:
         fields = _linked(content, *known)
-        moves = {"old_seq": known[0], "old_hash": known[1], "new_seq": fields["seq"], "new_hash": fields["hash"]}
+        moves = {
+            "old_seq": known[0],
+            "old_hash": known[1],
+            "new_seq": fields["seq"],
+            "new_hash": fields["hash"],
+        }
         if conn.execute(_MOVE_HEAD_FROM, moves).rowcount != 1:
             fields = None
     if fields is None:
