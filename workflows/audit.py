@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from workflows.models import AuditEvent, AuditHead, ProcessInstance
+from workflows.prepared import Prepared
 
 
 def canonical_json(value: Any) -> str:
@@ -62,10 +63,15 @@ def event_hash(
 
 
 _LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
-_INSERT_EVENT = insert(AuditEvent.__table__)
+_EVENTS = AuditEvent.__table__
+_INSERT_EVENT = Prepared(
+    insert(_EVENTS).values({c.name: bindparam(c.name) for c in _EVENTS.c if c.name != "id"})
+)
 _HEAD = AuditHead.__table__
-_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
-_MOVE_HEAD_FROM = (
+_MOVE_HEAD = Prepared(
+    update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_MOVE_HEAD_FROM = Prepared(
     update(_HEAD)
     .where(_HEAD.c.id == 1, _HEAD.c.seq == bindparam("old_seq"), _HEAD.c.hash == bindparam("old_hash"))
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
@@ -107,12 +113,12 @@ def append(
             "new_seq": fields["seq"],
             "new_hash": fields["hash"],
         }
-        if conn.execute(_MOVE_HEAD_FROM, moves).rowcount != 1:
+        if _MOVE_HEAD_FROM.run(conn, moves) != 1:
             fields = None
     if fields is None:
         fields = _linked(content, *conn.execute(_LOCK_HEAD).one())
-        conn.execute(_MOVE_HEAD, {"new_seq": fields["seq"], "new_hash": fields["hash"]})
-    conn.execute(_INSERT_EVENT, fields)
+        _MOVE_HEAD.run(conn, {"new_seq": fields["seq"], "new_hash": fields["hash"]})
+    _INSERT_EVENT.run(conn, fields)
     conn.info[_KNOWN_HEAD] = (fields["seq"], fields["hash"])
     return fields["seq"]
 

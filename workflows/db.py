@@ -55,7 +55,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver: this runs once per unit of work, and SQLAlchemy's execution
+        # machinery costs several times the statement itself (see workflows/prepared.py).
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

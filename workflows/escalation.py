@@ -124,12 +124,14 @@ def notices(session: Session, branch: str | None = None) -> list[Notice]:
 _TIMER_CALL = re.compile(r"""escalation_at\(\s*["']([^"']+)["']\s*,\s*(\d+)""")
 
 
+@lru_cache(maxsize=256)  # a diagram has a handful of timer expressions; every step reads them
 def timer_level(expression: str | None) -> tuple[str, int] | None:
     """(task id, level) of a boundary timer written as `escalation_at("fix", 2, deadline)`, else None."""
     found = _TIMER_CALL.search(expression or "")
     return (found.group(1), int(found.group(2))) if found else None
 
 
+@lru_cache(maxsize=256)
 def is_deadline(process_id: str, task_id: str, number: int) -> bool:
     """Whether this level of the ladder is the task's deadline (the others are before or after it)."""
     try:

@@ -27,6 +27,7 @@ from workflows.clock import Clock
 from workflows.engine import SCRIPT_ENGINE, SERIALIZER, StepContext, stepping
 from workflows.errors import Conflict, EngineError, FormInvalid, InvalidInput, NotFound
 from workflows.models import InstanceRow, ProcessInstance, TaskRecord
+from workflows.prepared import Prepared
 
 
 @dataclass
@@ -47,9 +48,9 @@ _INSTANCES = ProcessInstance.__table__
 _TASKS = TaskRecord.__table__
 _ROW = tuple(_INSTANCES.c)
 _SELECT = select(*_ROW).where(_INSTANCES.c.id == bindparam("id"))
-_LOCK = _SELECT.with_for_update()
-_LOCK_OR_SKIP = _SELECT.with_for_update(skip_locked=True)
-LOCK_BY_TASK = (
+_LOCK = Prepared(_SELECT.with_for_update())
+_LOCK_OR_SKIP = Prepared(_SELECT.with_for_update(skip_locked=True))
+LOCK_BY_TASK = Prepared(
     select(
         _TASKS.c.status.label("task_status"),
         _TASKS.c.title.label("task_title"),
@@ -72,7 +73,7 @@ _WRITABLE = (
     "timer_failures",
     "timer_error",
 )
-_UPDATE = (
+_UPDATE = Prepared(
     update(_INSTANCES)
     .where(_INSTANCES.c.id == bindparam("row_id"), _INSTANCES.c.version == bindparam("expected"))
     .values({**{name: bindparam(name) for name in _WRITABLE}, "version": _INSTANCES.c.version + 1})
@@ -177,12 +178,7 @@ def start(
 
 def load(session: Session, instance_id: int, *, skip_locked: bool = False) -> Loaded | None:
     """Lock and restore an instance; None if `skip_locked` and another step holds it."""
-    found = (
-        session.connection()
-        .execute(_LOCK_OR_SKIP if skip_locked else _LOCK, {"id": instance_id})
-        .mappings()
-        .first()
-    )
+    found = (_LOCK_OR_SKIP if skip_locked else _LOCK).first(session.connection(), {"id": instance_id})
     if found is None:
         if skip_locked:
             return None
@@ -225,7 +221,7 @@ def save(
         row.id = conn.execute(_INSERT, values).inserted_primary_key[0]
     else:
         values = {name: getattr(row, name) for name in _WRITABLE}
-        if conn.execute(_UPDATE, {**values, "row_id": row.id, "expected": row.version}).rowcount != 1:
+        if _UPDATE.run(conn, {**values, "row_id": row.id, "expected": row.version}) != 1:
             raise Conflict("该流程已被他人同时修改，请刷新后重试")
         row.version += 1
     tasks.sync(session, row, loaded.tasks_before, after_tasks, now=now, completed=completed)
@@ -303,11 +299,7 @@ def complete_task(
     session: Session, task_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
 ) -> CompletedTask:
     """Complete an open human task with form data, run the engine to the next wait, save."""
-    found = (
-        session.connection().execute(LOCK_BY_TASK, {"task_id": task_id}).mappings().first()
-        if _is_uuid(task_id)
-        else None
-    )
+    found = LOCK_BY_TASK.first(session.connection(), {"task_id": task_id}) if _is_uuid(task_id) else None
     if found is None:
         raise NotFound(f"任务 {task_id} 不存在")
     title = found["task_title"]

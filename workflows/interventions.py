@@ -25,7 +25,7 @@ def set_claim(
     session: Session, task_id: str, username: str | None, *, actor: str, clock: Clock, action: str
 ) -> InstanceRow:
     """Give an open task to a person (claim, hand over) or back to its lane's role (None)."""
-    found = session.connection().execute(instances.LOCK_BY_TASK, {"task_id": task_id}).mappings().first()
+    found = instances.LOCK_BY_TASK.first(session.connection(), {"task_id": task_id})
     if found is None:
         raise NotFound(f"任务 {task_id} 不存在")
     loaded = instances.restore(session, instances.instance_row(found))

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from workflows.clock import end_of_day
 from workflows.models import Base, UTCDateTime
+from workflows.prepared import Prepared
 
 PROCESS_ID = "rectification"
 STATUS_BY_STEP = {"register": "待分派", "assign": "待分派", "fix": "整改中", "signoff": "待验收"}
@@ -51,7 +52,7 @@ _FIELDS = ("source", "title", "description", "standard_item", "responsible", "me
 _WRITTEN = (*_FIELDS, "branch", "deadline", "status", "rounds", "updated_at", "closed_at")
 # Prebuilt with bind parameters: this runs in every rectification step, and building the statement
 # from literal values each time costs more than executing it.
-_UPDATE = (
+_UPDATE = Prepared(
     update(_TABLE)
     .where(_TABLE.c.instance_id == bindparam("row_id"))
     .values({name: bindparam(name) for name in _WRITTEN})
@@ -90,7 +91,7 @@ def project(session: Session, row, workflow, open_steps: set[str], now: datetime
         "closed_at": now if status == CLOSED else None,
     }
     conn = session.connection()
-    if conn.execute(_UPDATE, {**values, "row_id": row.id}).rowcount == 0:
+    if _UPDATE.run(conn, {**values, "row_id": row.id}) == 0:
         conn.execute(_INSERT, {**values, "instance_id": row.id, "created_at": now})
 
 

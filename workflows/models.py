@@ -100,9 +100,8 @@ class TaskRecord(Base):
     branch: Mapped[str | None] = mapped_column(String(50))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
-    assignee: Mapped[str | None] = mapped_column(
-        String(100), index=True
-    )  # a named person, else the lane's role
+    # A named person, else the lane's role. Indexed with status in ix_tasks_assignee_status.
+    assignee: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | completed | cancelled
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

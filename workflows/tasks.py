@@ -13,13 +13,14 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from workflows import escalation
 from workflows.engine import all_tasks
 from workflows.models import InstanceRow, TaskRecord
+from workflows.prepared import Prepared
 from workflows.specs import form_key
 from workflows.timers import timer_instant
 
@@ -121,14 +122,14 @@ _FIELDS = ("bpmn_id", "title", "lane", "form_key", "due_at", "escalation_level",
 
 def _upsert(insert_of):
     # On a row that exists everything but its identity and creation time follows the workflow.
-    statement = insert_of(_TASKS)
+    statement = insert_of(_TASKS).values({column.name: bindparam(column.name) for column in _TASKS.c})
     rewritten = ("branch", "subject", "status", "completed_at", "completed_by", *_FIELDS)
     return statement.on_conflict_do_update(
         index_elements=[_TASKS.c.id], set_={name: statement.excluded[name] for name in rewritten}
     )
 
 
-_UPSERT = {"sqlite": _upsert(sqlite.insert), "postgresql": _upsert(postgresql.insert)}
+_UPSERT = {"sqlite": Prepared(_upsert(sqlite.insert)), "postgresql": Prepared(_upsert(postgresql.insert))}
 
 
 def sync(
@@ -174,7 +175,8 @@ def sync(
         if before.get(task_id) != view
     ]
     if rows:
-        session.connection().execute(_UPSERT[session.get_bind().dialect.name], rows)
+        conn = session.connection()
+        _UPSERT[conn.dialect.name].run(conn, rows)
 
 
 def open_rows(session: Session, instance_id: int | None = None) -> list[TaskRecord]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
@@ -25,7 +26,12 @@ def timer_instant(value) -> datetime | None:
         value = value.get("next")
     if not isinstance(value, str):
         return None
-    return TimerEventDefinition.get_datetime(value)
+    return _parsed(value)
+
+
+@lru_cache(maxsize=4096)  # each step re-reads every timer of its instance; a datetime is immutable
+def _parsed(text: str) -> datetime:
+    return TimerEventDefinition.get_datetime(text)
 
 
 @dataclass(frozen=True)
