@@ -42,8 +42,9 @@ class Loaded:
     completed_now: bool = False  # set by `save` when this step finished the workflow
 
 
-# The step path reads and writes the instance row with prebuilt Core statements: it runs on every
-# human step and timer, and the ORM's identity map and flush add nothing the version check doesn't.
+# The step path reads and writes the instance row with prepared Core statements (workflows/prepared.py):
+# it runs on every human step and timer, and the ORM's identity map and flush add nothing the version
+# check doesn't.
 _INSTANCES = ProcessInstance.__table__
 _TASKS = TaskRecord.__table__
 _ROW = tuple(_INSTANCES.c)

@@ -143,8 +143,8 @@ def sync(
 ) -> None:
     """Write the index rows that changed in a step; `completed` maps task id → who completed it.
 
-    One upsert for the rows closed, opened and changed (SQLite and PostgreSQL both have it): this
-    runs in every step, and each statement costs more in the driver than in the database.
+    One prepared upsert for the rows closed, opened and changed (SQLite and PostgreSQL both have
+    it): this runs in every step, and each statement costs more to issue than to execute.
     """
     completed = completed or {}
     common = {"instance_id": instance.id, "process_id": instance.process_id, "created_at": now}
