@@ -141,6 +141,7 @@ def list_rectifications():
         branch=request.args.get("branch") or None,
         status=request.args.get("status") or None,
         now=clock().now(),
+        limit=5000,
     )
     return jsonify(items=[r.as_json() for r in rows], total=len(rows))
 

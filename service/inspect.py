@@ -44,20 +44,21 @@ def _day(name: str) -> datetime | None:
 PAGE = 200
 
 
-def _events(limit: int = 5000, offset: int = 0):
+def _filters() -> dict:
     until = _day("until")
-    return audit.events(
-        db(),
-        branches=inbox.readable_branches(who()),
-        branch=request.args.get("branch") or None,
-        actor=request.args.get("actor") or None,
-        process=request.args.get("process") or None,
-        instance_id=request.args.get("instance_id", type=int),
-        since=_day("since"),
-        until=until + timedelta(days=1) if until else None,
-        limit=limit,
-        offset=offset,
-    )
+    return {
+        "branches": inbox.readable_branches(who()),
+        "branch": request.args.get("branch") or None,
+        "actor": request.args.get("actor") or None,
+        "process": request.args.get("process") or None,
+        "instance_id": request.args.get("instance_id", type=int),
+        "since": _day("since"),
+        "until": until + timedelta(days=1) if until else None,
+    }
+
+
+def _all_cells():
+    return (_cells(e) for e in audit.each_event(db(), **_filters()))
 
 
 def _cells(event) -> list:
@@ -78,7 +79,8 @@ def _cells(event) -> list:
 @signed_in
 def trail_page():
     page = max(1, request.args.get("page", 1, type=int))
-    events = _events(limit=PAGE + 1, offset=(page - 1) * PAGE)  # one more tells whether a next page exists
+    # One more than a page tells whether a next page exists.
+    events = audit.events(db(), limit=PAGE + 1, offset=(page - 1) * PAGE, **_filters())
     verification = audit.verify(db())
     return render_template(
         "trail.html",
@@ -94,13 +96,13 @@ def trail_page():
 @bp.get("/trail.xlsx")
 @signed_in
 def trail_xlsx():
-    return exports.xlsx("审计记录", TRAIL_HEADERS, (_cells(e) for e in _events()), "审计记录.xlsx")
+    return exports.xlsx("审计记录", TRAIL_HEADERS, _all_cells(), "审计记录.xlsx")
 
 
 @bp.get("/trail.csv")
 @signed_in
 def trail_csv():
-    return exports.csv_file(TRAIL_HEADERS, (_cells(e) for e in _events()), "审计记录.csv")
+    return exports.csv_file(TRAIL_HEADERS, _all_cells(), "审计记录.csv")
 
 
 @bp.get("/branches/<code>/dossier")

@@ -29,19 +29,14 @@ HEADERS = [
 PAGE = 200
 
 
-def _rows(limit: int = 5000, offset: int = 0):
-    rows = ledger.rows(
-        db(),
-        branches=inbox.readable_branches(who()),
-        branch=request.args.get("branch") or None,
-        status=request.args.get("status") or None,
-        now=clock().now(),
-        limit=limit,
-        offset=offset,
-    )
-    if request.args.get("overdue") == "1":
-        rows = [r for r in rows if r.overdue]
-    return rows
+def _filters() -> dict:
+    return {
+        "branches": inbox.readable_branches(who()),
+        "branch": request.args.get("branch") or None,
+        "status": request.args.get("status") or None,
+        "overdue": request.args.get("overdue") == "1",
+        "now": clock().now(),
+    }
 
 
 def _cells(row: ledger.LedgerRow) -> list:
@@ -67,7 +62,7 @@ def _cells(row: ledger.LedgerRow) -> list:
 @signed_in
 def ledger_page():
     page = max(1, request.args.get("page", 1, type=int))
-    rows = _rows(limit=PAGE + 1, offset=(page - 1) * PAGE)
+    rows = ledger.rows(db(), limit=PAGE + 1, offset=(page - 1) * PAGE, **_filters())
     return render_template(
         "ledger.html",
         rows=rows[:PAGE],
@@ -81,7 +76,7 @@ def ledger_page():
 @bp.get("/ledger/print")
 @signed_in
 def ledger_print():
-    rows = _rows()
+    rows = list(ledger.each_row(db(), **_filters()))
     return render_template(
         "ledger.html", rows=rows, more=False, page=1, statuses=ledger.STATUSES, print_view=True
     )
@@ -90,4 +85,5 @@ def ledger_print():
 @bp.get("/ledger.xlsx")
 @signed_in
 def ledger_xlsx():
-    return exports.xlsx("整改台账", HEADERS, (_cells(r) for r in _rows()), "整改台账.xlsx")
+    rows = (_cells(r) for r in ledger.each_row(db(), **_filters()))
+    return exports.xlsx("整改台账", HEADERS, rows, "整改台账.xlsx")

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from workflows.models import AuditEvent, AuditHead, ProcessInstance
@@ -189,16 +190,34 @@ def events(
     session: Session,
     *,
     branches: frozenset[str] | None,
+    limit: int = 500,
+    offset: int = 0,
+    **filters: Any,
+) -> list[AuditEvent]:
+    """One page of the events a reader may see (`branches` None: all), oldest first, filtered.
+
+    Filters: `branch`, `instance_id`, `actor`, `process`, `since`, `until` (see `each_event`).
+    """
+    query = _trail(branches, **filters).order_by(AuditEvent.seq).limit(limit).offset(offset)
+    return list(session.scalars(query))
+
+
+def each_event(session: Session, *, branches: frozenset[str] | None, **filters: Any) -> Iterator[AuditEvent]:
+    """Every event a reader may see, oldest first, read from the database in batches (for exports)."""
+    query = _trail(branches, **filters).order_by(AuditEvent.seq).execution_options(yield_per=1000)
+    yield from session.scalars(query)
+
+
+def _trail(
+    branches: frozenset[str] | None,
+    *,
     branch: str | None = None,
     instance_id: int | None = None,
     actor: str | None = None,
     process: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: int = 500,
-    offset: int = 0,
-) -> list[AuditEvent]:
-    """Events a reader may see (`branches` None: all), oldest first, filtered."""
+) -> Select:
     query = select(AuditEvent)
     if branches is not None:
         query = query.where(AuditEvent.branch.in_(branches))
@@ -215,4 +234,4 @@ def events(
         query = query.where(AuditEvent.occurred_at >= since)
     if until is not None:
         query = query.where(AuditEvent.occurred_at < until)
-    return list(session.scalars(query.order_by(AuditEvent.seq).limit(limit).offset(offset)))
+    return query

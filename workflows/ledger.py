@@ -8,15 +8,16 @@ Functions never commit.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Date, Integer, String, Text, bindparam, insert, select, update
+from sqlalchemy import Date, Integer, Select, String, Text, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from workflows.clock import end_of_day
+from workflows.clock import LOCAL_TZ, end_of_day
 from workflows.models import Base, UTCDateTime
 from workflows.prepared import Prepared
 
@@ -126,13 +127,36 @@ def rows(
     session: Session,
     *,
     branches: frozenset[str] | None,
+    now: datetime,
+    limit: int = 500,
+    offset: int = 0,
+    **filters: Any,
+) -> list[LedgerRow]:
+    """One page of the ledger rows a reader may see (`branches` None: all), newest first, filtered.
+
+    Filters: `branch`, `status`, `overdue` (see `each_row`).
+    """
+    query = _ledger(branches, now, **filters).limit(limit).offset(offset)
+    return [_with_flag(item, now) for item in session.scalars(query)]
+
+
+def each_row(
+    session: Session, *, branches: frozenset[str] | None, now: datetime, **filters: Any
+) -> Iterator[LedgerRow]:
+    """Every ledger row a reader may see, newest first, read from the database in batches (for exports)."""
+    query = _ledger(branches, now, **filters).execution_options(yield_per=500)
+    for item in session.scalars(query):
+        yield _with_flag(item, now)
+
+
+def _ledger(
+    branches: frozenset[str] | None,
+    now: datetime,
+    *,
     branch: str | None = None,
     status: str | None = None,
-    now: datetime,
-    limit: int = 5000,
-    offset: int = 0,
-) -> list[LedgerRow]:
-    """Ledger rows a reader may see (`branches` None: all), newest first, optionally filtered."""
+    overdue: bool = False,
+) -> Select:
     query = select(Rectification)
     if branches is not None:
         query = query.where(Rectification.branch.in_(branches))
@@ -140,12 +164,12 @@ def rows(
         query = query.where(Rectification.branch == branch)
     if status:
         query = query.where(Rectification.status == status)
-    items = session.scalars(
-        query.order_by(Rectification.created_at.desc(), Rectification.instance_id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    return [
-        LedgerRow(i, bool(i.status != CLOSED and i.deadline and end_of_day(i.deadline.isoformat()) <= now))
-        for i in items
-    ]
+    if overdue:  # the same rule as `_with_flag`: open, and past the midnight that ends its deadline day
+        today = now.astimezone(LOCAL_TZ).date()
+        query = query.where(Rectification.status != CLOSED, Rectification.deadline < today)
+    return query.order_by(Rectification.created_at.desc(), Rectification.instance_id.desc())
+
+
+def _with_flag(item: Rectification, now: datetime) -> LedgerRow:
+    overdue = item.status != CLOSED and item.deadline is not None and end_of_day(item.deadline) <= now
+    return LedgerRow(item, overdue)

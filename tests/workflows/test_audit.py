@@ -175,3 +175,16 @@ def test_an_append_rolled_back_is_not_remembered_as_the_head(factory, clock):
         assert (head.seq, head.hash) == (2, s.scalar(select(AuditEvent.hash).where(AuditEvent.seq == 2)))
     assert actions == ["test.kept", "test.after"]
     assert verify(factory).ok
+
+
+def test_every_event_comes_in_chain_order_and_pages_agree(trail):
+    driver, factory = trail
+    with factory() as s:
+        everything = [e.seq for e in audit.each_event(s, branches=None)]
+        paged = [
+            e.seq for page in range(0, 30, 4) for e in audit.events(s, branches=None, limit=4, offset=page)
+        ]
+        branch = [e.seq for e in audit.each_event(s, branches=None, branch="一支部", actor="system:timer")]
+        hidden = list(audit.each_event(s, branches=frozenset({"二支部"})))
+    assert everything == paged == list(range(1, DEPLOYED + 10))
+    assert len(branch) == 1 and hidden == []
