@@ -17,10 +17,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from workflows import catalog, org, runner, specs
-from workflows.clock import LOCAL_TZ, FixedClock
-from workflows.db import init_db, make_engine, make_session_factory, transaction
-from workflows.models import TaskRecord
+from workflows.engine import runner, specs
+from workflows.engine.clock import LOCAL_TZ, FixedClock
+from workflows.engine.db import init_db, make_engine, make_session_factory, transaction
+from workflows.engine.models import TaskRecord
+from workflows.programme import catalog, org, units
 
 SIZES = (10, 1000)
 CHOSEN = 10  # branches cycled in each company
@@ -58,7 +59,7 @@ def _company(path: Path, size: int):
                 now=now,
                 actor="bench",
             )
-    runner.start_programme(factory, 2026, None, actor="office1", clock=clock)
+    units.start_programme(factory, 2026, None, actor="office1", clock=clock)
     return engine, factory, clock
 
 

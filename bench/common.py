@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflows import instances, org, runner, specs
-from workflows.clock import LOCAL_TZ, FixedClock
-from workflows.db import init_db, make_engine, make_session_factory, transaction
-from workflows.models import TaskRecord
+from workflows.engine import instances, runner, specs
+from workflows.engine.clock import LOCAL_TZ, FixedClock
+from workflows.engine.db import init_db, make_engine, make_session_factory, transaction
+from workflows.engine.models import TaskRecord
+from workflows.programme import org
 
 START = datetime(2026, 11, 24, 10, 0, tzinfo=LOCAL_TZ)
 SWEEP_AT = datetime(2026, 12, 1, 0, 0, 1, tzinfo=LOCAL_TZ)  # just after the due deadline's midnight

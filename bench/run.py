@@ -46,10 +46,10 @@ from bench.common import (
     summary,
     timed_ms,
 )
-from workflows import consistency, instances, specs
-from workflows.clock import FixedClock
-from workflows.engine import SCRIPT_ENGINE, SERIALIZER, running_at
-from workflows.models import ProcessInstance
+from workflows.engine import consistency, instances, specs
+from workflows.engine.clock import FixedClock
+from workflows.engine.models import ProcessInstance
+from workflows.engine.spiff import SCRIPT_ENGINE, SERIALIZER, running_at
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 STEP_DESCRIPTION = (

@@ -30,9 +30,10 @@ from bench.common import (
     summary,
     timed_ms,
 )
-from workflows import calendar, consistency, escalation, runner, timers
-from workflows.clock import FixedClock
-from workflows.models import ProcessInstance, TaskRecord
+from workflows.deadlines import calendar, escalation
+from workflows.engine import consistency, runner, timers
+from workflows.engine.clock import FixedClock
+from workflows.engine.models import ProcessInstance, TaskRecord
 
 SWEEP_REPS = 9
 

@@ -18,9 +18,10 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from service import api, auth, inspect, ledger, tasks, web
-from workflows import ical, inbox, notify
-from workflows.clock import LOCAL_TZ, clock_from_env
-from workflows.db import database_url, make_engine, make_session_factory
+from workflows.deadlines import ical, notify
+from workflows.engine.clock import LOCAL_TZ, clock_from_env
+from workflows.engine.db import database_url, make_engine, make_session_factory
+from workflows.programme import inbox
 
 csrf = CSRFProtect()
 TITLES = {

@@ -15,9 +15,10 @@ from flask import Blueprint, g, jsonify, request
 
 from service import auth, openapi
 from service.web import clock, commit, db, status_of
-from workflows import actions, audit, inbox, instances, ledger, org
-from workflows.errors import FormInvalid, ZhibuError
-from workflows.models import AuditEvent, TaskRecord
+from workflows.engine import audit, instances
+from workflows.engine.errors import FormInvalid, ZhibuError
+from workflows.engine.models import AuditEvent, TaskRecord
+from workflows.programme import actions, inbox, ledger, org
 
 bp = Blueprint("api", __name__)
 

@@ -14,7 +14,7 @@ from flask_limiter.util import get_remote_address
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from service.web import current_user, db
-from workflows import org
+from workflows.programme import org
 
 bp = Blueprint("auth", __name__)
 TOKEN_MAX_AGE = 12 * 3600

@@ -9,9 +9,10 @@ from flask import Blueprint, abort, render_template, request
 
 from service import exports, tasks
 from service.web import clock, db, signed_in, status_of, who
-from workflows import audit, inbox, inspection, org
-from workflows.clock import LOCAL_TZ
-from workflows.errors import ZhibuError
+from workflows.engine import audit
+from workflows.engine.clock import LOCAL_TZ
+from workflows.engine.errors import ZhibuError
+from workflows.programme import inbox, inspection, org
 
 bp = Blueprint("inspect", __name__)
 TRAIL_HEADERS = ["序号", "时间", "操作人", "事件", "流程实例", "任务", "党支部", "内容", "哈希"]

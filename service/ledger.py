@@ -6,8 +6,8 @@ from flask import Blueprint, render_template, request
 
 from service import exports
 from service.web import clock, db, signed_in, who
-from workflows import inbox, ledger
-from workflows.clock import LOCAL_TZ
+from workflows.engine.clock import LOCAL_TZ
+from workflows.programme import inbox, ledger
 
 bp = Blueprint("ledger", __name__)
 HEADERS = [

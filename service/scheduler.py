@@ -15,23 +15,15 @@ from typing import Any
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflows import jobs, runner
-from workflows.channels import SmtpSettings
-from workflows.clock import LOCAL_TZ, clock_from_env
+from workflows.engine import extensions
+from workflows.engine.clock import LOCAL_TZ, clock_from_env
 
 log = logging.getLogger("zhibu.scheduler")
-DIGEST_HOUR = 8  # Beijing time
 
 
 def job_table(factory: sessionmaker[Session]) -> dict[str, Callable[[], Any]]:
-    """Each job by name; "now" is read afresh (ZHIBU_NOW or the system clock) every run."""
-    smtp = SmtpSettings.from_env()
-    return {
-        "sweep": lambda: runner.sweep(factory, clock=clock_from_env()),
-        "deliver": lambda: runner.deliver(factory, clock=clock_from_env(), smtp=smtp),
-        "obligations": lambda: runner.generate_occurrences(factory, clock=clock_from_env()),
-        "digests": lambda: jobs.send_digests(factory, clock=clock_from_env()),
-    }
+    """Each registered job by name; "now" is read afresh (ZHIBU_NOW or the system clock) every run."""
+    return {job.name: (lambda job=job: job.run(factory, clock_from_env())) for job in extensions.jobs()}
 
 
 def run_once(factory: sessionmaker[Session]) -> dict[str, Any]:
@@ -50,14 +42,16 @@ def _logged(name: str, job: Callable[[], Any]) -> Callable[[], None]:
 
 
 def run_forever(factory: sessionmaker[Session], *, interval: int) -> None:
-    """Run the jobs until interrupted: sweep and deliveries every `interval` seconds."""
+    """Run the jobs until interrupted: per-tick jobs (sweep, deliveries) every `interval` seconds."""
     table = job_table(factory)
     scheduler = BlockingScheduler(timezone=LOCAL_TZ, job_defaults={"coalesce": True, "max_instances": 1})
     start = datetime.now(LOCAL_TZ)
-    scheduler.add_job(_logged("sweep", table["sweep"]), "interval", seconds=interval, next_run_time=start)
-    scheduler.add_job(_logged("deliver", table["deliver"]), "interval", seconds=interval, next_run_time=start)
-    scheduler.add_job(_logged("obligations", table["obligations"]), "interval", hours=1, next_run_time=start)
-    scheduler.add_job(
-        _logged("digests", table["digests"]), "cron", hour=DIGEST_HOUR, misfire_grace_time=6 * 3600
-    )
+    for job in extensions.jobs():
+        run = _logged(job.name, table[job.name])
+        if job.every == "day":
+            scheduler.add_job(run, "cron", hour=job.hour or 0, misfire_grace_time=6 * 3600)
+        elif job.every == "hour":
+            scheduler.add_job(run, "interval", hours=1, next_run_time=start)
+        else:
+            scheduler.add_job(run, "interval", seconds=interval, next_run_time=start)
     scheduler.start()

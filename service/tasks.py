@@ -6,8 +6,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 
 from service import formdata
 from service.web import clock, commit, current_user, db, signed_in, status_of, who
-from workflows import actions, dashboard, evidence, inbox, instances, notify, overview
-from workflows.errors import Forbidden, FormInvalid, InvalidInput, ZhibuError
+from workflows.deadlines import notify
+from workflows.engine import instances
+from workflows.engine.errors import Forbidden, FormInvalid, InvalidInput, ZhibuError
+from workflows.programme import actions, dashboard, evidence, inbox, overview
 
 bp = Blueprint("tasks", __name__)
 VIEWS = {"todo": "待办", "overdue": "已逾期", "watching": "只读关注", "done": "已办"}

@@ -13,9 +13,9 @@ from typing import Any
 from flask import current_app, g, redirect, request, session, url_for
 from sqlalchemy.orm import Session
 
-from workflows import inbox, org
-from workflows.clock import Clock
-from workflows.errors import Conflict, Forbidden, FormInvalid, InvalidInput, NotFound, ZhibuError
+from workflows.engine.clock import Clock
+from workflows.engine.errors import Conflict, Forbidden, FormInvalid, InvalidInput, NotFound, ZhibuError
+from workflows.programme import inbox, org
 
 STATUS = {FormInvalid: 400, InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
 

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support import seed_people
-from workflows import specs
-from workflows.clock import LOCAL_TZ, FixedClock
-from workflows.db import init_db, make_engine, make_session_factory, transaction
+from workflows.engine import specs
+from workflows.engine.clock import LOCAL_TZ, FixedClock
+from workflows.engine.db import init_db, make_engine, make_session_factory, transaction
 
 POSTGRES_URL = os.environ.get("ZHIBU_TEST_POSTGRES_URL", "").strip()
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]

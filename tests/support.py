@@ -6,10 +6,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from workflows import audit, catalog, consistency, inbox, instances, org, runner, specs, tasks, timers
-from workflows.clock import LOCAL_TZ, FixedClock
-from workflows.db import make_engine, make_session_factory, transaction
-from workflows.models import AuditEvent, ProcessInstance, TaskRecord
+from workflows.engine import audit, consistency, instances, runner, specs, tasks, timers
+from workflows.engine.clock import LOCAL_TZ, FixedClock
+from workflows.engine.db import make_engine, make_session_factory, transaction
+from workflows.engine.models import AuditEvent, ProcessInstance, TaskRecord
+from workflows.programme import catalog, inbox, org
 
 REGISTERED = {
     "source": "自查",

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from workflows.db import database_url, make_engine, make_session_factory
-from workflows.errors import FormInvalid, ZhibuError
+from workflows.engine.db import database_url, make_engine, make_session_factory
+from workflows.engine.errors import FormInvalid, ZhibuError
 
 
 def default_actor() -> str:

@@ -9,10 +9,12 @@ import click
 
 from service import scheduler
 from service.cli.common import Group, default_actor, factory
-from workflows import calendar, ical, interventions, jobs, notify, org, timers
-from workflows.clock import clock_from_env
-from workflows.db import transaction
-from workflows.errors import NotFound
+from workflows.deadlines import calendar, ical, jobs, notify
+from workflows.engine import interventions, timers
+from workflows.engine.clock import clock_from_env
+from workflows.engine.db import transaction
+from workflows.engine.errors import NotFound
+from workflows.programme import org
 
 
 @click.command("scheduler")

@@ -9,9 +9,11 @@ import click
 
 from service import create_app
 from service.cli.common import Group, default_actor, factory, parse_json
-from workflows import audit, calendar, catalog, consistency, demo, inbox, instances, runner, specs, tasks
-from workflows.clock import LOCAL_TZ, clock_from_env
-from workflows.db import database_url, init_db, make_engine, make_session_factory, transaction
+from workflows.deadlines import calendar
+from workflows.engine import audit, consistency, instances, runner, specs, tasks
+from workflows.engine.clock import LOCAL_TZ, clock_from_env
+from workflows.engine.db import database_url, init_db, make_engine, make_session_factory, transaction
+from workflows.programme import catalog, demo, inbox
 
 
 @click.group(cls=Group)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from service.cli.common import Group, default_actor, factory
-from workflows import catalog, obligations, org, runner
-from workflows.clock import clock_from_env
-from workflows.db import transaction
+from workflows.engine.clock import clock_from_env
+from workflows.engine.db import transaction
+from workflows.programme import catalog, obligations, org, units
 
 
 @click.group(cls=Group)
@@ -118,7 +118,7 @@ def programme() -> None:
 def programme_start(year: int, deadlines: str | None, actor: str) -> None:
     """启动年度标准化工作：为每个党支部启动五个阶段的流程。"""
     days = [d.strip() for d in deadlines.split(",")] if deadlines else None
-    row = runner.start_programme(factory(), year, days, actor=actor, clock=clock_from_env())
+    row = units.start_programme(factory(), year, days, actor=actor, clock=clock_from_env())
     click.echo(row.id)
 
 
@@ -130,7 +130,7 @@ def obligations_group() -> None:
 @obligations_group.command("generate")
 def obligations_generate() -> None:
     """为当前周期生成尚未生成的例行工作，输出新生成数量。"""
-    click.echo(runner.generate_occurrences(factory(), clock=clock_from_env()))
+    click.echo(units.generate_occurrences(factory(), clock=clock_from_env()))
 
 
 @obligations_group.command("missed")

@@ -16,8 +16,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from service import create_app
-from workflows.clock import LOCAL_TZ, FixedClock
-from workflows.db import init_db, make_engine
+from workflows.engine.clock import LOCAL_TZ, FixedClock
+from workflows.engine.db import init_db, make_engine
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from tests.support import ASSIGNED, REGISTERED, Driver, seed_people
-from workflows import org, specs
-from workflows.db import make_engine, make_session_factory, transaction
+from workflows.engine import specs
+from workflows.engine.db import make_engine, make_session_factory, transaction
+from workflows.programme import org
 
 PHONE = {"width": 390, "height": 844}  # secretaries work on their phones
 

@@ -7,8 +7,8 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from service.cli import main
-from workflows.db import make_engine
-from workflows.models import Base
+from workflows.engine.db import make_engine
+from workflows.engine.models import Base
 
 
 @pytest.fixture

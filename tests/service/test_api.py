@@ -6,7 +6,7 @@ import pytest
 
 from tests.service.conftest import dump
 from tests.support import ASSIGNED, seed_neighbours
-from workflows.db import transaction
+from workflows.engine.db import transaction
 
 from .test_app import app_for
 

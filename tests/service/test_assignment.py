@@ -7,9 +7,9 @@ import re
 import pytest
 
 from tests.support import Company, Driver, seed_neighbours
-from workflows import actions
-from workflows.db import transaction
-from workflows.errors import Forbidden, InvalidInput
+from workflows.engine.db import transaction
+from workflows.engine.errors import Forbidden, InvalidInput
+from workflows.programme import actions
 
 from .test_app import app_for, signed_in
 

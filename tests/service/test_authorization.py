@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.support import ASSIGNED, REGISTERED, Driver, seed_neighbours
-from workflows.db import transaction
+from workflows.engine.db import transaction
 
 from .test_app import app_for
 

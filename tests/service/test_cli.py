@@ -9,9 +9,9 @@ from sqlalchemy import select, update
 
 from tests.service.conftest import dump
 from tests.support import ASSIGNED, REGISTERED
-from workflows.clock import LOCAL_TZ
-from workflows.db import make_engine
-from workflows.models import AuditEvent, TaskRecord
+from workflows.engine.clock import LOCAL_TZ
+from workflows.engine.db import make_engine
+from workflows.engine.models import AuditEvent, TaskRecord
 
 
 def open_tasks(cli, *args) -> list[dict]:

@@ -9,9 +9,10 @@ from datetime import timedelta
 from openpyxl import load_workbook
 
 from service import exports
-from workflows import audit, ledger
-from workflows.clock import end_of_day
-from workflows.db import transaction
+from workflows.engine import audit
+from workflows.engine.clock import end_of_day
+from workflows.engine.db import transaction
+from workflows.programme import ledger
 
 from .test_app import app_for, signed_in
 

@@ -8,8 +8,8 @@ from icalendar import Calendar
 
 from service import create_app
 from tests.support import ASSIGNED, REGISTERED, Driver
-from workflows import ical
-from workflows.db import transaction
+from workflows.deadlines import ical
+from workflows.engine.db import transaction
 
 
 def test_feed_shows_the_persons_deadlines_only(db_url, deployed, clock):

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from tests.support import Driver, deploy_timer_process
-from workflows.models import AuditEvent, ProcessInstance
+from workflows.engine.models import AuditEvent, ProcessInstance
 
 DUE = 1000
 ZHIBU = str(Path(sys.executable).with_name("zhibu"))

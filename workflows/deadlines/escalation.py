@@ -1,0 +1,149 @@
+"""The escalation ladder: when each level of a late task is reached, and who hears of it.
+
+The ladder is data (`data/escalation.json`: a default and per `process/task` overrides); the diagram
+draws each level as a non-interrupting boundary timer on the task, whose expression asks this module
+for its instant (`escalation_at`). A level reached notifies its people and, for the last level, files
+a notice of criticism (通报). Functions never commit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from workflows.deadlines import calendar
+from workflows.engine import audit
+from workflows.engine.models import Base, UTCDateTime
+from workflows.programme import org
+
+LADDER_FILE = Path(__file__).resolve().parents[2] / "data" / "escalation.json"
+
+
+class Notice(Base):
+    """A notice of criticism (通报批评) filed when a task reaches the ladder's last level."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    branch_code: Mapped[str | None] = mapped_column(ForeignKey("branches.code"), index=True)
+    instance_id: Mapped[int] = mapped_column(Integer, index=True)
+    task_bpmn_id: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+@lru_cache(maxsize=1)
+def _ladders() -> dict[str, Any]:
+    return json.loads(LADDER_FILE.read_text(encoding="utf-8"))
+
+
+def ladder(process_id: str, task_id: str) -> list[dict[str, Any]]:
+    """The levels that apply to one task of one process."""
+    data = _ladders()
+    tasks = data["tasks"]
+    return tasks.get(f"{process_id}/{task_id}") or tasks.get(f"{process_id}/*") or data["default"]
+
+
+def level(process_id: str, task_id: str, number: int) -> dict[str, Any]:
+    """One level of a task's ladder."""
+    for entry in ladder(process_id, task_id):
+        if entry["level"] == number:
+            return entry
+    raise LookupError(f"no escalation level {number} for {process_id}/{task_id}")
+
+
+def instant(session: Session, process_id: str, task_id: str, number: int, deadline: str) -> tuple[str, bool]:
+    """When a level is reached for a date deadline (ISO instant), and whether the calendar confirms it."""
+    offset = level(process_id, task_id, number)["offset"]
+    when, confirmed = calendar.deadline(calendar.load(session), deadline, offset)
+    return when.isoformat(), confirmed
+
+
+def recipients(session: Session, who: list[str], *, branch: str | None, assignee: str | None) -> list[str]:
+    """Usernames for the ladder's roles, in a stable order and without repeats."""
+    names: list[str] = []
+    for role in who:
+        if role == "assignee" and assignee:
+            names.append(assignee)
+        elif role == "secretary" and branch:
+            names.extend(org.people_of(session, branch, ("secretary",)))
+        elif role == "contact" and branch:
+            names.extend(org.contacts_of(session, branch))
+        elif role == "office" or (role == "secretary" and not branch):
+            names.extend(org.holders(session, "office"))
+    return list(dict.fromkeys(names))
+
+
+def file_notice(
+    session: Session,
+    *,
+    branch: str | None,
+    instance_id: int,
+    task_id: str,
+    subject: str,
+    text: str,
+    now: datetime,
+) -> Notice:
+    """Record a notice of criticism."""
+    notice = Notice(
+        branch_code=branch,
+        instance_id=instance_id,
+        task_bpmn_id=task_id,
+        subject=subject,
+        text=text,
+        created_at=now,
+    )
+    session.add(notice)
+    session.flush()
+    audit.append(
+        session,
+        action="notice.filed",
+        actor="system:escalation",
+        occurred_at=now,
+        instance_id=instance_id,
+        branch=branch,
+        data={"notice_id": notice.id, "task": task_id, "subject": subject, "text": text},
+    )
+    return notice
+
+
+def notices(session: Session, branch: str | None = None) -> list[Notice]:
+    """Notices of criticism, newest first (one branch, or all)."""
+    query = select(Notice).order_by(Notice.created_at.desc(), Notice.id.desc())
+    if branch is not None:
+        query = query.where(Notice.branch_code == branch)
+    return list(session.scalars(query))
+
+
+_TIMER_CALL = re.compile(r"""escalation_at\(\s*["']([^"']+)["']\s*,\s*(\d+)""")
+
+
+@lru_cache(maxsize=256)  # a diagram has a handful of timer expressions; every step reads them
+def timer_level(expression: str | None) -> tuple[str, int] | None:
+    """(task id, level) of a boundary timer written as `escalation_at("fix", 2, deadline)`, else None."""
+    found = _TIMER_CALL.search(expression or "")
+    return (found.group(1), int(found.group(2))) if found else None
+
+
+@lru_cache(maxsize=256)
+def is_deadline(process_id: str, task_id: str, number: int) -> bool:
+    """Whether this level of the ladder is the task's deadline (the others are before or after it)."""
+    try:
+        return bool(level(process_id, task_id, number).get("deadline"))
+    except LookupError:
+        return False
+
+
+@lru_cache(maxsize=512)
+def timer_meaning(process_id: str, expression: str | None) -> tuple[int, bool] | None:
+    """(level, is the deadline) of a ladder timer of this process, for the task index; else None."""
+    ladder = timer_level(expression)
+    return None if ladder is None else (ladder[1], is_deadline(process_id, *ladder))

@@ -1,0 +1,148 @@
+"""The scheduler's recurring units of work for deadlines: deliveries, digests and deadline recomputation.
+
+Like `workflows.engine.runner`, each function here owns its transactions (one per person or instance), so
+one failure never undoes the others and several schedulers can run at once: a digest is claimed
+by inserting its (person, day) row, whose primary key lets only one scheduler send it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from workflows.deadlines import calendar, channels, notify
+from workflows.engine import interventions, runner
+from workflows.engine.clock import LOCAL_TZ, Clock
+from workflows.engine.db import transaction
+from workflows.engine.errors import EngineError
+from workflows.engine.models import ProcessInstance
+from workflows.programme import inbox, org
+
+DIGEST_ROLES = ("secretary",)
+DUE_SOON_WORKDAYS = 3
+
+
+def digest_text(session: Session, username: str, now: datetime) -> tuple[str, str] | None:
+    """Title and body of a person's daily digest: what is late and what is due soon; None if nothing."""
+    box = inbox.inbox(session, username)
+    soon_limit, _ = calendar.deadline(
+        calendar.load(session), now.astimezone(LOCAL_TZ).date(), DUE_SOON_WORKDAYS
+    )
+    late = [t for t in box.todo if t.due_at and t.due_at <= now]
+    soon = [t for t in box.todo if t.due_at and now < t.due_at <= soon_limit]
+    if not late and not soon:
+        return None
+
+    def line(task) -> str:
+        due = task.due_at.astimezone(LOCAL_TZ).strftime("%m-%d %H:%M")
+        about = f"：{task.subject}" if task.subject else ""
+        return f"· {task.title}{about}（期限 {due}）"
+
+    parts = []
+    if late:
+        parts += [f"已逾期 {len(late)} 项："] + [line(t) for t in late]
+    if soon:
+        parts += [f"{DUE_SOON_WORKDAYS} 个工作日内到期 {len(soon)} 项："] + [line(t) for t in soon]
+    title = f"每日待办提醒：逾期 {len(late)} 项，即将到期 {len(soon)} 项"
+    return title, "\n".join(parts)
+
+
+def send_digests(factory: sessionmaker[Session], *, clock: Clock) -> int:
+    """Send today's digest to every secretary who wants one and has something due; return how many."""
+    now = clock.now()
+    today = now.astimezone(LOCAL_TZ).date()
+    with factory() as session:
+        people = sorted({u for role in DIGEST_ROLES for u in org.holders(session, role)})
+    sent = 0
+    for username in people:
+        try:
+            with transaction(factory) as session:
+                pref = session.get(notify.Preference, username)
+                if pref is not None and not pref.digest_enabled:
+                    continue
+                session.add(notify.DigestSent(username=username, day=today, sent_at=now))
+                session.flush()  # the claim: a second scheduler fails here and skips this person
+                text = digest_text(session, username, now)
+                if text is not None:
+                    notify.send(
+                        session,
+                        [username],
+                        kind="digest",
+                        title=text[0],
+                        body=text[1],
+                        now=now,
+                        actor="system:digest",
+                    )
+                    sent += 1
+        except IntegrityError:
+            continue
+    return sent
+
+
+def recompute_deadlines(factory: sessionmaker[Session], *, clock: Clock, actor: str, batch: int = 500) -> int:
+    """Re-evaluate the waiting date timers of every instance that has one; return how many instances moved."""
+    changed, after = 0, 0
+    while True:
+        with factory() as session:
+            ids = list(
+                session.scalars(
+                    select(ProcessInstance.id)
+                    .where(ProcessInstance.next_due_at.is_not(None), ProcessInstance.id > after)
+                    .order_by(ProcessInstance.id)
+                    .limit(batch)
+                )
+            )
+        for instance_id in ids:
+            try:
+                moved = runner.run_step(
+                    factory,
+                    lambda s, i=instance_id: interventions.recompute_timers(s, i, actor=actor, clock=clock),
+                    clock=clock,
+                    actor=actor,
+                    context={"instance_id": instance_id, "action": "timer.recompute"},
+                )
+            except EngineError:
+                continue
+            changed += bool(moved)
+        if len(ids) < batch:
+            return changed
+        after = ids[-1]
+
+
+@dataclass
+class DeliveryResult:
+    """What one delivery run did."""
+
+    sent: int = 0
+    failed: int = 0
+
+
+def deliver(
+    factory: sessionmaker[Session],
+    *,
+    clock: Clock,
+    smtp: channels.SmtpSettings | None = None,
+    limit: int = 50,
+) -> DeliveryResult:
+    """Send the due e-mail/webhook deliveries; each is leased, sent outside any transaction, then recorded."""
+    result = DeliveryResult()
+    with transaction(factory) as session:
+        batch = notify.claim(session, clock.now(), limit=limit)
+    for item in batch:
+        try:
+            if item.channel == "email":
+                channels.send_email(smtp, item.target, item.title, item.body)
+            else:
+                channels.send_webhook(item.target, item.title, item.body)
+            error = None
+        except channels.DeliveryError as exc:
+            error = str(exc)
+        with transaction(factory) as session:
+            notify.finish(session, item.delivery_id, error=error, now=clock.now())
+        result.sent += error is None
+        result.failed += error is not None
+    return result
