@@ -46,14 +46,14 @@ def _company(path: Path, size: int):
         now = clock.now()
         specs.deploy_all(session, now=now, actor="bench")
         catalog.load(session, catalog.read_file(catalog.DEFAULT_CATALOG), now=now, actor="bench")
-        org.add_user(session, "office1", password="secret1", role="office", now=now, actor="bench")
+        org.add_user(session, "office1", password="Zhibu-test-2026", role="office", now=now, actor="bench")
         for n in range(size):
             code = f"B{n:04d}"
             org.add_branch(session, code, f"第{n}党支部", now=now, actor="bench", members=20)
             org.add_user(
                 session,
                 f"sec_{code}",
-                password="secret1",
+                password="Zhibu-test-2026",
                 role="secretary",
                 branch_code=code,
                 now=now,

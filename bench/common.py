@@ -47,7 +47,7 @@ def open_database(path: Path, clock: FixedClock) -> tuple[Engine, sessionmaker[S
         org.add_user(
             session,
             "zhangsan",
-            password="secret1",
+            password="Zhibu-test-2026",
             role="branch_member",
             branch_code="一支部",
             now=clock.now(),

@@ -50,7 +50,7 @@ def _populate(path: Path):
         org.add_user(
             session,
             "sec_B0007",
-            password="secret1",
+            password="Zhibu-test-2026",
             role="secretary",
             branch_code="B0007",
             now=NOW,

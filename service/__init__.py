@@ -17,7 +17,7 @@ from flask import Flask, Response, abort, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from service import api, auth, inspect, ledger, tasks, web
+from service import api, auth, guard, inspect, ledger, tasks, web
 from workflows.deadlines import ical, notify
 from workflows.engine.clock import LOCAL_TZ, clock_from_env
 from workflows.engine.db import database_url, make_engine, make_session_factory
@@ -30,7 +30,10 @@ TITLES = {
     403: "无权访问",
     404: "找不到页面",
     409: "操作冲突",
+    405: "不支持该请求方式",
+    413: "提交的内容过大",
     429: "尝试过于频繁",
+    500: "服务器内部错误",
 }
 
 
@@ -67,6 +70,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["zhibu.sessions"] = make_session_factory(engine)
     app.teardown_appcontext(web.close_db)
+    guard.install(app)  # before the blueprints (their <int:> rules) and before CSRF and the limiter
     csrf.init_app(app)
     auth.limiter.init_app(app)
     csrf.exempt(api.bp)
@@ -82,6 +86,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.context_processor
     def template_globals():
+        if g.get("abandoned"):
+            return {"tz": LOCAL_TZ, "company_reader": False, "unread": 0}
         user = web.current_user()
         reader = user is not None and inbox.readable_branches(web.who()) is None
         unread = notify.unread_count(web.db(), user.username) if user is not None else 0
@@ -107,15 +113,34 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def csrf_failed(exc: CSRFError):
         return _error(400, "表单已过期或缺少安全校验，请刷新页面后重试")
 
+    @app.errorhandler(guard.InputRejected)
+    def input_rejected(exc: guard.InputRejected):
+        if request.path.startswith("/api/"):
+            web.abandon()
+            return jsonify(errors=exc.errors), 400
+        return _error(400, "提交的内容有误：" + exc.description)
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return _error(exc.code or 500, exc.description if isinstance(exc.description, str) else "")
+        response = _error(exc.code or 500, exc.description if isinstance(exc.description, str) else "")
+        allow = dict(exc.get_headers()).get("Allow")
+        if allow:
+            response.headers["Allow"] = allow
+        return response
 
-    def _error(code: int, message: str):
+    @app.errorhandler(Exception)
+    def server_error(exc: Exception):
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "服务器内部错误，已记录；请稍后重试")
+
+    def _error(code: int, message: str) -> Response:
+        web.abandon()  # roll back first; the page below never touches the database
         if request.path.startswith("/api/"):
-            return jsonify(error=message or TITLES.get(code, "")), code
-        g.setdefault("user", None)
-        page = render_template("error.html", code=code, title=TITLES.get(code, "出错了"), message=message)
-        return page, code
+            response = jsonify(error=message or TITLES.get(code, ""))
+        else:
+            page = render_template("error.html", code=code, title=TITLES.get(code, "出错了"), message=message)
+            response = app.make_response(page)
+        response.status_code = code
+        return response
 
     return app

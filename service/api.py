@@ -14,11 +14,12 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 
 from service import auth, openapi
+from service.guard import int_arg
 from service.web import clock, commit, db, status_of
 from workflows.engine import audit, instances
 from workflows.engine.errors import FormInvalid, ZhibuError
 from workflows.engine.models import AuditEvent, TaskRecord
-from workflows.programme import actions, inbox, ledger, org
+from workflows.programme import actions, credentials, inbox, ledger, org
 
 bp = Blueprint("api", __name__)
 
@@ -81,13 +82,25 @@ def openapi_document():
 
 
 @bp.post("/auth/token")
-@auth.limiter.limit(auth.SIGN_IN_LIMIT, key_func=auth._attempt_key)
+@auth.sign_in_limit
 def token():
-    body = _json_body() or {}
-    user = org.authenticate(db(), str(body.get("username", "")), str(body.get("password", "")))
+    body = _json_body()
+    if body is None or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
+        return jsonify(errors={"_form": '请求体应为 JSON 对象：{"username": ..., "password": ...}'}), 400
+    user = org.authenticate(db(), body["username"].strip(), body["password"])
     if user is None:
         return _error("用户名或密码错误", 401)
-    return jsonify(token=auth.issue_token(user.username))
+    issued = auth.issue_token(user.username)
+    commit()
+    return jsonify(token=issued.secret, expires_at=issued.expires_at.isoformat())
+
+
+@bp.delete("/auth/token")
+@token_required
+def revoke_token():
+    credentials.end(db(), g.token_id, now=clock().now(), actor=g.api_user)
+    commit()
+    return "", 204
 
 
 @bp.get("/tasks")
@@ -151,13 +164,12 @@ def list_rectifications():
 @token_required
 def audit_events():
     who = inbox.person(db(), g.api_user)
-    instance_id = request.args.get("instance_id", type=int)
     events = audit.events(
         db(),
         branches=inbox.readable_branches(who),
         branch=request.args.get("branch") or None,
-        instance_id=instance_id,
-        limit=min(request.args.get("limit", 500, type=int), 5000),
+        instance_id=int_arg("instance_id", low=1),
+        limit=int_arg("limit", 500, low=1, high=5000),
     )
     return jsonify(items=[_event_json(e) for e in events], total=len(events))
 

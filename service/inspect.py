@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from flask import Blueprint, abort, render_template, request
 
 from service import exports, tasks
+from service.guard import int_arg
 from service.web import clock, db, signed_in, status_of, who
 from workflows.engine import audit
 from workflows.engine.clock import LOCAL_TZ
@@ -52,7 +53,7 @@ def _filters() -> dict:
         "branch": request.args.get("branch") or None,
         "actor": request.args.get("actor") or None,
         "process": request.args.get("process") or None,
-        "instance_id": request.args.get("instance_id", type=int),
+        "instance_id": int_arg("instance_id", low=1),
         "since": _day("since"),
         "until": until + timedelta(days=1) if until else None,
     }
@@ -79,7 +80,7 @@ def _cells(event) -> list:
 @bp.get("/trail")
 @signed_in
 def trail_page():
-    page = max(1, request.args.get("page", 1, type=int))
+    page = int_arg("page", 1, low=1, high=100_000)
     # One more than a page tells whether a next page exists.
     events = audit.events(db(), limit=PAGE + 1, offset=(page - 1) * PAGE, **_filters())
     verification = audit.verify(db())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from service import exports
+from service.guard import int_arg
 from service.web import clock, db, signed_in, who
 from workflows.engine.clock import LOCAL_TZ
 from workflows.programme import inbox, ledger
@@ -61,7 +62,7 @@ def _cells(row: ledger.LedgerRow) -> list:
 @bp.get("/ledger")
 @signed_in
 def ledger_page():
-    page = max(1, request.args.get("page", 1, type=int))
+    page = int_arg("page", 1, low=1, high=100_000)
     rows = ledger.rows(db(), limit=PAGE + 1, offset=(page - 1) * PAGE, **_filters())
     return render_template(
         "ledger.html",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 
 from service import formdata
+from service.guard import int_arg
 from service.web import clock, commit, current_user, db, signed_in, status_of, who
 from workflows.deadlines import notify
 from workflows.engine import instances
@@ -34,7 +35,7 @@ def inbox_page():
     view = request.args.get("view", "todo")
     if view not in VIEWS:
         abort(404)
-    page = max(1, request.args.get("page", 1, type=int))
+    page = int_arg("page", 1, low=1, high=100_000)
     listing = inbox.search(
         db(),
         current_user().username,
@@ -42,7 +43,7 @@ def inbox_page():
         process=request.args.get("process") or None,
         branch=request.args.get("branch") or None,
         text=(request.args.get("q") or "").strip() or None,
-        phase_steps=_phase_steps(request.args.get("phase", type=int)),
+        phase_steps=_phase_steps(int_arg("phase", low=1, high=5)),
         now=clock().now(),
         limit=50,
         offset=(page - 1) * 50,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app, g, redirect, request, session, url_for
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from workflows.engine.clock import Clock
 from workflows.engine.errors import Conflict, Forbidden, FormInvalid, InvalidInput, NotFound, ZhibuError
-from workflows.programme import inbox, org
+from workflows.programme import credentials, inbox, org
 
 STATUS = {FormInvalid: 400, InvalidInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
 
@@ -39,6 +40,22 @@ def close_db(_exc: BaseException | None = None) -> None:
         session.close()
 
 
+def abandon() -> None:
+    """A request that failed: roll back its work before anything renders, and keep the error page off
+    the database (a failed transaction cannot be queried, and a page must never fail twice)."""
+    if g.get("abandoned"):
+        return
+    g.abandoned = True
+    user = g.get("user")
+    try:
+        g.user = SimpleNamespace(username=user.username, display_name=user.display_name) if user else None
+    except Exception:  # noqa: BLE001 - attributes not loaded: show the page as signed out
+        g.user = None
+    session = g.get("db")
+    if session is not None:
+        session.rollback()
+
+
 def clock() -> Clock:
     """The app's clock (the system clock, or ZHIBU_NOW)."""
     return current_app.config["CLOCK"]
@@ -55,9 +72,10 @@ def status_of(exc: ZhibuError) -> int:
 def current_user() -> org.User | None:
     """The signed-in person of a page request, or None."""
     if "user" not in g:
-        username = session.get("user")
-        user = db().get(org.User, username) if username else None
+        found = credentials.resolve(db(), session.get("sid"), "session", now=clock().now())
+        user = db().get(org.User, found.username) if found is not None else None
         g.user = user if user is not None and user.active else None
+        g.credential_id = found.id if g.user is not None else None
     return g.user
 
 

@@ -28,6 +28,13 @@ def _postgres_url(schema: str) -> str:
     return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
 
 
+@pytest.fixture(autouse=True)
+def checkpoint_files(tmp_path, monkeypatch):
+    """Each test signs and keeps audit checkpoints in a folder of its own."""
+    monkeypatch.setenv("ZHIBU_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("ZHIBU_CHECKPOINT_KEY", str(tmp_path / "checkpoint_key.pem"))
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request, tmp_path):
     """URL of an empty database on one backend."""

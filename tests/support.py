@@ -28,7 +28,7 @@ def seed_people(session, now) -> None:
     org.add_user(
         session,
         "secretary1",
-        password="secret1",
+        password="Zhibu-test-2026",
         role="secretary",
         branch_code="一支部",
         now=now,
@@ -37,13 +37,13 @@ def seed_people(session, now) -> None:
     org.add_user(
         session,
         "zhangsan",
-        password="secret1",
+        password="Zhibu-test-2026",
         role="branch_member",
         branch_code="一支部",
         now=now,
         actor="tester",
     )
-    org.add_user(session, "office1", password="secret1", role="office", now=now, actor="tester")
+    org.add_user(session, "office1", password="Zhibu-test-2026", role="office", now=now, actor="tester")
 
 
 class Driver:
@@ -141,7 +141,7 @@ def build_company(session, now, codes: list[str] = COMPANY_BRANCHES) -> None:
             org.add_user(
                 session,
                 f"{prefix}_{code}",
-                password="secret1",
+                password="Zhibu-test-2026",
                 role=role,
                 branch_code=code,
                 now=now,
@@ -154,7 +154,7 @@ def build_company(session, now, codes: list[str] = COMPANY_BRANCHES) -> None:
         ("committee1", "committee"),
         ("committee2", "committee"),
     ):
-        org.add_user(session, username, password="secret1", role=role, now=now, actor="tester")
+        org.add_user(session, username, password="Zhibu-test-2026", role=role, now=now, actor="tester")
     for code in codes[:2]:
         org.add_contact(session, "committee1", code, now=now, actor="tester")
 
@@ -198,10 +198,16 @@ def seed_neighbours(session, now) -> None:
     inspector1 — the people authorization tests need on the other side of every line."""
     org.add_branch(session, "二支部", "第二党支部", now=now, actor="tester")
     org.add_user(
-        session, "secretary2", password="secret1", role="secretary", branch_code="二支部", now=now, actor="t"
+        session,
+        "secretary2",
+        password="Zhibu-test-2026",
+        role="secretary",
+        branch_code="二支部",
+        now=now,
+        actor="t",
     )
     for username, role in (("committee1", "committee"), ("leader1", "leader"), ("inspector1", "inspector")):
-        org.add_user(session, username, password="secret1", role=role, now=now, actor="t")
+        org.add_user(session, username, password="Zhibu-test-2026", role=role, now=now, actor="t")
     org.add_contact(session, "committee1", "一支部", now=now, actor="t")
 
 

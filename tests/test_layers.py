@@ -43,7 +43,9 @@ def test_engine_importing_the_programme_breaks_the_layers(tmp_path):
 
 def test_programme_importing_deadlines_breaks_the_layers(tmp_path):
     tree = _copy(tmp_path)
-    (tree / "workflows" / "programme" / "leak.py").write_text("from workflows.deadlines import notify  # noqa\n")
+    (tree / "workflows" / "programme" / "leak.py").write_text(
+        "from workflows.deadlines import notify  # noqa\n"
+    )
     result = _lint(tree)
     assert result.returncode != 0
     assert "workflows.programme.leak -> workflows.deadlines.notify" in result.stdout

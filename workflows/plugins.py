@@ -32,6 +32,14 @@ extensions.register_job(
 )
 extensions.register_job(
     Job(
+        "checkpoint",
+        lambda factory, clock: jobs.send_checkpoint(factory, clock=clock),
+        every="day",
+        hour=DIGEST_HOUR,
+    )
+)
+extensions.register_job(
+    Job(
         "digests",
         lambda factory, clock: jobs.send_digests(factory, clock=clock),
         every="day",

@@ -32,6 +32,7 @@ for command in (
     programme.branch,
     programme.group,
     programme.user,
+    programme.token,
     programme.contact,
     programme.programme,
     programme.obligations_group,

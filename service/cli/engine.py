@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
 from service import create_app
 from service.cli.common import Group, default_actor, factory, parse_json
 from workflows.deadlines import calendar
-from workflows.engine import audit, consistency, instances, runner, specs, tasks
+from workflows.engine import audit, checkpoints, consistency, instances, runner, specs, tasks
 from workflows.engine.clock import LOCAL_TZ, clock_from_env
 from workflows.engine.db import database_url, init_db, make_engine, make_session_factory, transaction
 from workflows.programme import catalog, demo, inbox
@@ -149,15 +150,45 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
-def audit_verify() -> None:
-    """校验审计日志的哈希链。"""
+@click.option(
+    "--checkpoints",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="同时与此目录中的签名检查点核对（调度器写在 ZHIBU_CHECKPOINT_DIR，默认 instance/checkpoints）",
+)
+@click.option("--public-key", default=None, help="检查点签名公钥（64 位十六进制；默认取本机签名密钥的公钥）")
+def audit_verify(folder: Path | None, public_key: str | None) -> None:
+    """校验审计日志的哈希链（带密钥），并与签名检查点核对。"""
     with factory()() as session:
         result = audit.verify(session)
+        if result.ok and folder is not None:
+            against = checkpoints.verify(session, folder, trusted=public_key)
+            if not against.ok:
+                result = against
+            else:
+                click.echo(f"与检查点一致：核对了 {against.events} 条事件（{folder}）")
     if result.ok:
         click.echo(f"审计链完整：共 {result.events} 条事件")
         return
     click.echo(f"审计链已被破坏：{result.reason}", err=True)
     sys.exit(1)
+
+
+@audit_group.command("checkpoint")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="检查点目录（默认 ZHIBU_CHECKPOINT_DIR 或 instance/checkpoints）",
+)
+def audit_checkpoint(folder: Path | None) -> None:
+    """为审计链头写一个签名检查点（调度器每天自动写一次）。"""
+    with factory()() as session:
+        made = checkpoints.write(session, folder or checkpoints.directory(), now=clock_from_env().now())
+    click.echo(f"检查点：第 {made.seq} 号事件，哈希 {made.hash[:16]}…，已写入 {made.path}")
+    click.echo(f"签名公钥：{made.public_key}")
 
 
 @click.command()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from service.cli.common import Group, default_actor, factory
-from workflows.engine.clock import clock_from_env
+from workflows.engine.clock import LOCAL_TZ, clock_from_env
 from workflows.engine.db import transaction
-from workflows.programme import catalog, obligations, org, units
+from workflows.programme import catalog, credentials, obligations, org, units
 
 
 @click.group(cls=Group)
@@ -66,16 +66,24 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("username")
-@click.option("--password", required=True, help="初始密码（至少 6 位）")
+@click.option(
+    "--password", default=None, help="初始密码（新人员必填：至少 10 个字符，不能是用户名或常见密码）"
+)
 @click.option("--role", required=True, type=click.Choice(list(org.ROLES)), help="角色")
 @click.option("--branch", "branch_code", default=None, help="所在党支部编号（支部角色必填）")
 @click.option("--name", "display_name", default=None, help="姓名")
 @click.option("--actor", default=default_actor)
 def user_add(
-    username: str, password: str, role: str, branch_code: str | None, display_name: str | None, actor: str
+    username: str,
+    password: str | None,
+    role: str,
+    branch_code: str | None,
+    display_name: str | None,
+    actor: str,
 ) -> None:
-    """新增人员，或为已有人员增加一个角色。"""
+    """新增人员，或为已有人员增加一个角色（不改密码；改密码用 user passwd）。"""
     with transaction(factory()) as session:
+        existed = session.get(org.User, username.strip()) is not None
         org.add_user(
             session,
             username,
@@ -87,7 +95,66 @@ def user_add(
             actor=actor,
         )
     where = f"（{branch_code}）" if branch_code else ""
-    click.echo(f"已为 {username} 授予角色：{org.ROLES[role]}{where}")
+    if existed:
+        click.echo(f"{username} 已存在：已增加角色 {org.ROLES[role]}{where}，密码未更改")
+    else:
+        click.echo(f"已新增人员 {username}，授予角色：{org.ROLES[role]}{where}")
+
+
+@user.command("passwd")
+@click.argument("username")
+@click.option(
+    "--password",
+    prompt="新密码",
+    hide_input=True,
+    confirmation_prompt="再次输入新密码",
+    help="新密码（至少 10 个字符，不能是用户名或常见密码）",
+)
+@click.option("--actor", default=default_actor)
+def user_passwd(username: str, password: str, actor: str) -> None:
+    """修改人员密码；其已登录的会话和 API 令牌随即失效。"""
+    with transaction(factory()) as session:
+        ended = org.set_password(session, username, password, now=clock_from_env().now(), actor=actor)
+    click.echo(f"已修改 {username} 的密码，结束了 {ended} 个会话或令牌")
+
+
+@click.group(cls=Group)
+def token() -> None:
+    """API 令牌：列出与吊销。"""
+
+
+@token.command("list")
+@click.option("--user", "username", default=None, help="只列出此人的令牌")
+def token_list(username: str | None) -> None:
+    """列出仍然有效的 API 令牌（编号、人员、签发与到期时间）。"""
+    with factory()() as session:
+        rows = credentials.live(session, now=clock_from_env().now(), username=username, kind="token")
+        for row in rows:
+            issued = row.created_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+            expires = row.expires_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+            click.echo(f"{row.id}\t{row.username}\t签发 {issued}\t到期 {expires}")
+    if not rows:
+        click.echo("没有有效的 API 令牌")
+
+
+@token.command("revoke")
+@click.argument("token_id", required=False, type=click.IntRange(1, 2**31 - 1))
+@click.option("--user", "username", default=None, help="吊销此人的全部令牌和会话")
+@click.option("--actor", default=default_actor)
+def token_revoke(token_id: int | None, username: str | None, actor: str) -> None:
+    """吊销一个 API 令牌（按编号），或用 --user 结束某人的全部令牌和会话。"""
+    if (token_id is None) == (username is None):
+        raise click.UsageError("请给出令牌编号，或用 --user 指定人员（二者取一）")
+    now = clock_from_env().now()
+    with transaction(factory()) as session:
+        if token_id is not None:
+            credentials.end(session, token_id, now=now, actor=actor)
+            message = f"已吊销令牌 {token_id}"
+        else:
+            org.user(session, username)
+            ended = credentials.end_all(session, username, now=now, actor=actor)
+            message = f"已结束 {username} 的 {ended} 个令牌或会话"
+    click.echo(message)
 
 
 @click.group(cls=Group)

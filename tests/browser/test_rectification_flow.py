@@ -20,13 +20,13 @@ def prepare(db_url: str, clock) -> None:
         org.add_user(
             session,
             "secretary2",
-            password="secret1",
+            password="Zhibu-test-2026",
             role="secretary",
             branch_code="二支部",
             now=now,
             actor="t",
         )
-        org.add_user(session, "inspector1", password="secret1", role="inspector", now=now, actor="t")
+        org.add_user(session, "inspector1", password="Zhibu-test-2026", role="inspector", now=now, actor="t")
     driver = Driver(db_url, clock, "straight")
     driver.start(REGISTERED, actor="office1")
     driver.start({**REGISTERED, "branch": "二支部", "title": "二支部的问题"}, actor="office1")
@@ -37,7 +37,7 @@ def sign_in(context, base: str, username: str):
     page = context.new_page()
     page.goto(f"{base}/login")
     page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "secret1")
+    page.fill("input[name=password]", "Zhibu-test-2026")
     page.click("main button[type=submit]")
     page.wait_for_url(f"{base}/inbox")
     return page

@@ -22,9 +22,29 @@ def cli(db_url):
     for args in (
         ("db", "init"),
         ("branch", "add", "一支部", "第一党支部", "--members", "12"),
-        ("user", "add", "secretary1", "--password", "secret1", "--role", "secretary", "--branch", "一支部"),
-        ("user", "add", "zhangsan", "--password", "secret1", "--role", "branch_member", "--branch", "一支部"),
-        ("user", "add", "office1", "--password", "secret1", "--role", "office"),
+        (
+            "user",
+            "add",
+            "secretary1",
+            "--password",
+            "Zhibu-test-2026",
+            "--role",
+            "secretary",
+            "--branch",
+            "一支部",
+        ),
+        (
+            "user",
+            "add",
+            "zhangsan",
+            "--password",
+            "Zhibu-test-2026",
+            "--role",
+            "branch_member",
+            "--branch",
+            "一支部",
+        ),
+        ("user", "add", "office1", "--password", "Zhibu-test-2026", "--role", "office"),
     ):
         result = run(*args)
         assert result.exit_code == 0, result.output

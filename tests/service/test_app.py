@@ -13,7 +13,7 @@ def app_for(db_url, clock=None, **extra):
     return create_app(config)
 
 
-def signed_in(client, username: str, password: str = "secret1"):
+def signed_in(client, username: str, password: str = "Zhibu-test-2026"):
     """Sign in through the form (with its CSRF token, as a browser does)."""
     page = client.get("/login").get_data(as_text=True)
     token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]

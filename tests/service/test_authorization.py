@@ -40,9 +40,9 @@ def world(db_url, deployed, clock):
             token = re.search(
                 r'csrf_token" value="([^"]+)"', client.get("/login").get_data(as_text=True)
             ).group(1)
-            client.post("/login", data={"username": role, "password": "secret1", "csrf_token": token})
+            client.post("/login", data={"username": role, "password": "Zhibu-test-2026", "csrf_token": token})
             bearer = client.post(
-                "/api/v1/auth/token", json={"username": role, "password": "secret1"}
+                "/api/v1/auth/token", json={"username": role, "password": "Zhibu-test-2026"}
             ).get_json()
             client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {bearer['token']}"
         clients[role] = client

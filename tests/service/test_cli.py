@@ -88,11 +88,21 @@ def test_bad_input_gets_a_clear_error_and_writes_nothing(cli, db_url):
         (("complete", fix["id"], "--data", '{"done": "x", "evidence": []}', "--actor", "x"), 1, "evidence"),
         (("branch", "add", "一支部", "重复"), 1, "已存在"),
         (("branch", "add", "三支部", "第三党支部", "--members", "-3"), 2, "-3"),
-        (("user", "add", "lisi", "--password", "secret1", "--role", "secretary"), 1, "--branch"),
-        (("user", "add", "lisi", "--password", "secret1", "--role", "boss"), 2, "boss"),
-        (("user", "add", "lisi", "--password", "123", "--role", "office"), 1, "至少 6 位"),
+        (("user", "add", "lisi", "--password", "Zhibu-test-2026", "--role", "secretary"), 1, "--branch"),
+        (("user", "add", "lisi", "--password", "Zhibu-test-2026", "--role", "boss"), 2, "boss"),
+        (("user", "add", "lisi", "--password", "123", "--role", "office"), 1, "至少 10 个字符"),
         (
-            ("user", "add", "lisi", "--password", "secret1", "--role", "secretary", "--branch", "九支部"),
+            (
+                "user",
+                "add",
+                "lisi",
+                "--password",
+                "Zhibu-test-2026",
+                "--role",
+                "secretary",
+                "--branch",
+                "九支部",
+            ),
             1,
             "九支部",
         ),
@@ -144,13 +154,18 @@ def test_audit_verify_names_the_tampered_event(cli, db_url):
 
 def test_organization_programme_and_inboxes_from_the_command_line(cli, tmp_path):
     assert (
-        cli("user", "add", "lisi", "--password", "secret1", "--role", "committee", "--name", "李四").exit_code
+        cli(
+            "user", "add", "lisi", "--password", "Zhibu-test-2026", "--role", "committee", "--name", "李四"
+        ).exit_code
         == 0
     )
     assert cli("contact", "add", "lisi", "一支部").exit_code == 0
     assert cli("group", "add", "一支部", "第一党小组", "--leader", "zhangsan").exit_code == 0
     assert "已有党小组" in cli("group", "add", "一支部", "第一党小组").output
-    assert cli("user", "add", "lisi", "--password", "ignored", "--role", "inspector").exit_code == 0
+    other_password = cli("user", "add", "lisi", "--password", "Another-pass-2026", "--role", "inspector")
+    assert other_password.exit_code == 1 and "zhibu user passwd" in other_password.output
+    more = cli("user", "add", "lisi", "--role", "inspector")
+    assert more.exit_code == 0 and "密码未更改" in more.output
     own = {
         "name": "细则",
         "areas": [{"no": 1, "name": "组织生活", "items": [{"code": "A", "text": "三会", "points": 100}]}],

@@ -69,7 +69,7 @@ def test_upload_store_download_and_complete(db_url, clock, fix_task):
     dossier = officer.get("/branches/一支部/dossier").get_data(as_text=True)
     assert "上传佐证材料" in dossier
     token = officer.post(
-        "/api/v1/auth/token", json={"username": "inspector1", "password": "secret1"}
+        "/api/v1/auth/token", json={"username": "inspector1", "password": "Zhibu-test-2026"}
     ).get_json()
     trail = officer.get("/api/v1/audit?instance_id=1", headers={"Authorization": f"Bearer {token['token']}"})
     [fixed] = [

@@ -32,9 +32,13 @@ def test_sign_in_out_and_rate_limit(db_url, deployed, clock):
     assert wrong.status_code == 401 and "用户名或密码错误" in wrong.get_data(as_text=True)
     for _ in range(4):
         client.post("/login", data={"username": "office1", "password": "nope", "csrf_token": token})
-    limited = client.post("/login", data={"username": "office1", "password": "secret1", "csrf_token": token})
+    limited = client.post(
+        "/login", data={"username": "office1", "password": "Zhibu-test-2026", "csrf_token": token}
+    )
     assert limited.status_code == 429  # five tries a minute per address and username
-    other = client.post("/login", data={"username": "secretary1", "password": "secret1", "csrf_token": token})
+    other = client.post(
+        "/login", data={"username": "secretary1", "password": "Zhibu-test-2026", "csrf_token": token}
+    )
     assert other.status_code == 302
     cookie = client.get_cookie("session")
     assert cookie.http_only and cookie.same_site == "Lax"
@@ -45,7 +49,10 @@ def test_sign_in_out_and_rate_limit(db_url, deployed, clock):
 
 def test_csrf_is_required_on_forms_but_not_for_the_api(db_url, deployed, clock, assign_task):
     client = app_for(db_url, clock).test_client()
-    assert client.post("/login", data={"username": "secretary1", "password": "secret1"}).status_code == 400
+    assert (
+        client.post("/login", data={"username": "secretary1", "password": "Zhibu-test-2026"}).status_code
+        == 400
+    )
     signed_in(client, "secretary1")
     before = dump(db_url)
     data = {"responsible": "zhangsan", "measures": "补齐", "deadline": "2026-11-30"}
@@ -53,7 +60,7 @@ def test_csrf_is_required_on_forms_but_not_for_the_api(db_url, deployed, clock, 
     assert refused.status_code == 400 and "安全校验" in refused.get_data(as_text=True)
     assert dump(db_url) == before
     token = client.post(
-        "/api/v1/auth/token", json={"username": "secretary1", "password": "secret1"}
+        "/api/v1/auth/token", json={"username": "secretary1", "password": "Zhibu-test-2026"}
     ).get_json()
     answer = client.post(
         f"/api/v1/tasks/{assign_task}/complete",

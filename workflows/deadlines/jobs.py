@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from workflows.deadlines import calendar, channels, notify
-from workflows.engine import interventions, runner
+from workflows.engine import checkpoints, interventions, runner
 from workflows.engine.clock import LOCAL_TZ, Clock
 from workflows.engine.db import transaction
 from workflows.engine.errors import EngineError
@@ -146,3 +146,29 @@ def deliver(
         result.sent += error is None
         result.failed += error is not None
     return result
+
+
+def send_checkpoint(factory: sessionmaker[Session], *, clock: Clock) -> int:
+    """Write today's signed checkpoint of the audit chain and send it to the office; return its seq.
+
+    The office's copy (in-app, and by e-mail where they asked for it) is what makes a later rewrite of
+    the database and the checkpoint folder together still detectable.
+    """
+    now = clock.now()
+    with factory() as session:
+        made = checkpoints.write(session, checkpoints.directory(), now=now)
+    with transaction(factory) as session:
+        notify.send(
+            session,
+            org.holders(session, "office"),
+            kind="checkpoint",
+            title=f"审计链检查点：第 {made.seq} 号事件",
+            body=(
+                f"{now.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M} 审计链共 {made.seq} 条事件，"
+                f"链头哈希 {made.hash}。\n"
+                f"签名公钥 {made.public_key}。请留存本消息，核查时可用 zhibu audit verify 比对。"
+            ),
+            now=now,
+            actor="system:checkpoint",
+        )
+    return made.seq

@@ -1,4 +1,10 @@
-"""The audit trail: append-only events chained by SHA-256, and the check that the chain holds.
+"""The audit trail: append-only events chained by HMAC-SHA-256, and the check that the chain holds.
+
+The chain is keyed with a secret that does not live in the database (`ZHIBU_AUDIT_KEY`, else the
+file `instance/audit_key`, made on first use): whoever can write to the database but lacks the key
+cannot append, edit or re-link an event so that `verify` still passes. Signed checkpoints of the head,
+kept outside the database (`workflows.engine.checkpoints`), cover the case of a stolen key and of
+deleted newest events.
 
 Concurrency contract: `append` locks the single `audit_head` row (a row lock on PostgreSQL; the
 SQLite write lock does the same), so events are numbered without gaps and each links to exactly
@@ -14,10 +20,15 @@ falls back to reading the head FOR UPDATE. A stale memory costs one statement, n
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, bindparam, insert, select, update
@@ -45,7 +56,7 @@ def event_hash(
     branch: str | None,
     data: str,
 ) -> str:
-    """Hash of one event's content and its predecessor's hash."""
+    """Keyed hash (HMAC-SHA-256 with `chain_key()`) of one event's content and its predecessor's hash."""
     payload = canonical_json(
         [
             seq,
@@ -60,7 +71,43 @@ def event_hash(
             data,
         ]
     )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return hmac.new(chain_key(), payload.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def chain_key() -> bytes:
+    """The chain's secret: `ZHIBU_AUDIT_KEY`, else the file `ZHIBU_AUDIT_KEY_FILE` (default
+    `instance/audit_key`, created with mode 600 on first use)."""
+    return _key(
+        os.environ.get("ZHIBU_AUDIT_KEY", ""), os.environ.get("ZHIBU_AUDIT_KEY_FILE", "instance/audit_key")
+    )
+
+
+def create_secret_file(file: Path, content: bytes) -> None:
+    """Write a secret to `file` (mode 600) unless another process got there first.
+
+    Written to a private temporary file, then linked into place: a reader never sees a half-written key.
+    """
+    file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = file.with_name(f".{file.name}.{secrets.token_hex(8)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(content)
+    try:
+        os.link(temporary, file)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+
+
+@lru_cache(maxsize=4)  # every append hashes: read the key once per process (and per configured source)
+def _key(from_env: str, path: str) -> bytes:
+    if from_env:
+        return from_env.encode("utf-8")
+    file = Path(path)
+    if not file.exists():
+        create_secret_file(file, secrets.token_hex(32).encode("ascii"))
+    return file.read_text(encoding="utf-8").strip().encode("utf-8")
 
 
 _LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
@@ -163,8 +210,8 @@ def verify(session: Session) -> Verification:
             branch=event.branch,
             data=event.data,
         )
-        if recomputed != event.hash:
-            return _broken(count, event, "内容与哈希不符（事件被修改）")
+        if not hmac.compare_digest(recomputed, event.hash):
+            return _broken(count, event, "内容与哈希不符（事件被修改，或哈希不是用本系统的密钥算出的）")
         expected_seq, prev_hash = expected_seq + 1, event.hash
     head = session.get(AuditHead, 1)
     if head is not None and (head.seq, head.hash) != (expected_seq - 1, prev_hash):

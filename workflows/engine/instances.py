@@ -299,13 +299,19 @@ class CompletedTask:
     completed_at: datetime
 
 
+def lock_task(session: Session, task_id: str):
+    """Lock the instance of a task (waiting for any step on it) and return the task's row, or NotFound."""
+    found = LOCK_BY_TASK.first(session.connection(), {"task_id": task_id}) if _is_uuid(task_id) else None
+    if found is None:
+        raise NotFound(f"任务 {task_id} 不存在")
+    return found
+
+
 def complete_task(
     session: Session, task_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
 ) -> CompletedTask:
     """Complete an open human task with form data, run the engine to the next wait, save."""
-    found = LOCK_BY_TASK.first(session.connection(), {"task_id": task_id}) if _is_uuid(task_id) else None
-    if found is None:
-        raise NotFound(f"任务 {task_id} 不存在")
+    found = lock_task(session, task_id)
     title = found["task_title"]
     if found["task_status"] != "open":
         raise Conflict(f"任务“{title}”已办结，不能重复提交")

@@ -1,15 +1,16 @@
 """Hot-path statements: a Core statement compiled once per dialect, run on the driver's cursor.
 
-Every human step and every timer reads its instance row and writes the instance row, the task
-index, its projections (the ledger row) and the audit chain. Through `Connection.execute` (or `exec_driver_sql`) each
-of those statements spends several times longer in SQLAlchemy's per-call work, such as execution
-context, parameter and result set-up, than SQLite takes to run it. `Prepared` keeps the statement
-written in Core, so the SQL is SQLAlchemy's for either database, compiles it once per dialect and
-runs it on the DBAPI cursor of the SQLAlchemy connection, inside that connection's transaction
-(begun first, as `Connection.execute` would). Values pass through each column type's own bind and
-result processors, so they are stored and read exactly as `Connection.execute` stores and reads
-them; driver errors are raised as SQLAlchemy's exceptions (`IntegrityError`, ...), and
-`before/after_cursor_execute` listeners see every statement. Only SQLAlchemy's echo log misses them.
+Every human step and every timer reads its instance row and writes the instance row, the task index,
+its projections (the ledger row) and the audit chain. Through `Connection.execute` (or
+`exec_driver_sql`) each of those statements spends several times longer in SQLAlchemy's per-call
+work, such as execution context, parameter and result set-up, than SQLite takes to run it.
+`Prepared` keeps the statement written in Core, so the SQL is SQLAlchemy's for either database,
+compiles it once per dialect and runs it on the DBAPI cursor of the SQLAlchemy connection, inside
+that connection's transaction (begun first, as `Connection.execute` would). Values pass through each
+column type's own bind and result processors, so they are stored and read exactly as
+`Connection.execute` stores and reads them; driver errors are raised as SQLAlchemy's exceptions
+(`IntegrityError`, ...), and `before/after_cursor_execute` listeners see every statement. Only
+SQLAlchemy's echo log misses them.
 """
 
 from __future__ import annotations

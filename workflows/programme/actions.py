@@ -39,7 +39,10 @@ def complete_as(
     Files uploaded to the task are added to its form's `evidence` list, so the submitted data (and the
     trail) names them.
     """
-    record = session.get(TaskRecord, task_id)
+    # Lock the instance first and read the task under that lock: a concurrent completion has then
+    # either committed (this one is a 409) or not started, never half-seen as "not yours" (403).
+    instances.lock_task(session, task_id)
+    record = session.get(TaskRecord, task_id, populate_existing=True)
     if record is None:
         raise NotFound(f"任务 {task_id} 不存在")
     if record.status != "open":

@@ -8,15 +8,14 @@ roles (office, leadership group, committee member, inspector) are not. Functions
 from __future__ import annotations
 
 from datetime import date, datetime
-from functools import lru_cache
 
 from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from workflows.engine import audit
-from workflows.engine.errors import Conflict, InvalidInput, NotFound
+from workflows.engine.errors import Conflict, FormInvalid, InvalidInput, NotFound
 from workflows.engine.models import Base, UTCDateTime
+from workflows.programme import credentials, passwords
 
 ROLES = {
     "office": "党委工作室",
@@ -235,24 +234,22 @@ def set_demonstration(session: Session, codes: list[str], *, now: datetime, acto
     return sorted(codes)
 
 
-@lru_cache(maxsize=16)
-def _hash(password: str) -> str:
-    # Cached only for the demo loader and tests, which give many people the same password.
-    return generate_password_hash(password)
-
-
 def add_user(
     session: Session,
     username: str,
     *,
-    password: str,
+    password: str | None,
     role: str,
     now: datetime,
     actor: str,
     branch_code: str | None = None,
     display_name: str | None = None,
 ) -> User:
-    """Create a person with one role, or grant an existing person one more role."""
+    """Create a person with one role, or grant an existing person one more role.
+
+    A new person needs a password that meets the policy. For an existing person a password is not
+    needed; one that differs from theirs is refused (it would be ignored): `set_password` changes it.
+    """
     username = username.strip()
     if not username:
         raise InvalidInput("用户名不能为空")
@@ -266,17 +263,22 @@ def add_user(
         branch(session, branch_code)
     user = session.get(User, username)
     if user is None:
-        if len(password) < 6:
-            raise InvalidInput("密码至少 6 位")
+        problem = passwords.problem(username, password or "")
+        if problem is not None:
+            raise FormInvalid({"password": problem})
         user = User(
             username=username,
             display_name=display_name or username,
-            password_hash=_hash(password),
+            password_hash=passwords.hashed(password),
             active=True,
             created_at=now,
         )
         session.add(user)
         session.flush()  # the grant below references this row; there is no relationship to order them
+    elif password is not None and not passwords.matches(user.password_hash, password):
+        raise InvalidInput(
+            f"用户 {username} 已存在，给出的密码与现有密码不同，未作任何更改；改密码请用 zhibu user passwd"
+        )
     elif session.scalar(
         select(RoleGrant.id).where(
             RoleGrant.username == username, RoleGrant.role == role, RoleGrant.branch_code == branch_code
@@ -305,11 +307,25 @@ def user(session: Session, username: str) -> User:
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
-    """The active user with this password, or None."""
-    found = session.get(User, username)
-    if found is None or not found.active or not check_password_hash(found.password_hash, password):
+    """The active user with this password, or None; an unknown name costs one hash check like a known one."""
+    found = session.get(User, username) if 0 < len(username) <= 100 else None
+    if not passwords.matches(found.password_hash if found is not None else None, password):
         return None
-    return found
+    return found if found.active else None
+
+
+def set_password(session: Session, username: str, password: str, *, now: datetime, actor: str) -> int:
+    """Change a person's password (policy checked) and end their sessions and tokens.
+
+    Returns how many sessions and tokens were ended."""
+    found = user(session, username)
+    problem = passwords.problem(username, password)
+    if problem is not None:
+        raise FormInvalid({"password": problem})
+    found.password_hash = passwords.hashed(password)
+    session.flush()
+    _audit(session, "org.password_changed", actor, now, data={"username": username})
+    return credentials.end_all(session, username, now=now, actor=actor)
 
 
 def grants(session: Session, username: str) -> list[tuple[str, str | None]]:

@@ -38,7 +38,9 @@ LEVELS = [
 @pytest.fixture(params=["straight", "restored"])
 def c(request, db_url, deployed, clock):
     with transaction(deployed) as session:
-        org.add_user(session, "committee1", password="secret1", role="committee", now=clock.now(), actor="t")
+        org.add_user(
+            session, "committee1", password="Zhibu-test-2026", role="committee", now=clock.now(), actor="t"
+        )
         org.add_contact(session, "committee1", "一支部", now=clock.now(), actor="t")
     driver = Driver(db_url, clock, request.param)
     yield Company(driver)
