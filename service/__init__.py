@@ -118,7 +118,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if request.path.startswith("/api/"):
             web.abandon()
             return jsonify(errors=exc.errors), 400
-        return _error(400, "提交的内容有误：" + exc.description)
+        return tasks.form_rejected(exc) or _error(400, "提交的内容有误：" + exc.description)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -35,7 +35,14 @@ def account_key() -> str:
 # Storage from RATELIMIT_STORAGE_URI (ZHIBU_RATELIMIT_STORAGE, e.g. redis://127.0.0.1:6379 when several
 # web processes serve the same users); in-process memory by default.
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
-sign_in_limit = limiter.shared_limit(SIGN_IN_LIMIT, scope="sign-in", key_func=account_key, methods=["POST"])
+# Only failed attempts count: a person who signs in on a phone and a desktop is never locked out.
+sign_in_limit = limiter.shared_limit(
+    SIGN_IN_LIMIT,
+    scope="sign-in",
+    key_func=account_key,
+    methods=["POST"],
+    deduct_when=lambda response: response.status_code == 401,
+)
 
 
 def issue_token(username: str) -> credentials.Issued:

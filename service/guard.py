@@ -70,6 +70,11 @@ def int_arg(name: str, default: int | None = None, *, low: int = 0, high: int = 
     return int(text)
 
 
+def without_control(text: str) -> str:
+    """The text with its control characters removed (to show a refused form back)."""
+    return _CONTROL.sub("", text)
+
+
 def _control(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
@@ -128,6 +133,23 @@ def _check_json(value: Any, errors: dict[str, str]) -> None:
             errors.setdefault(path or "_body", "数值超出范围")
 
 
+def _read_whole_body() -> None:
+    """Make an oversized body a 413, also when it is streamed without a Content-Length (chunked).
+
+    Werkzeug stops reading a stream at MAX_CONTENT_LENGTH without a word, which would leave a truncated
+    body (a form without its CSRF token, half a JSON document). So a streamed body is read and cached
+    here; one that fills the limit is probed for one more byte, which raises 413 if it exists. A body
+    with a Content-Length over the limit is refused by Werkzeug as soon as the stream is opened.
+    """
+    if request.content_length is not None:
+        request.stream  # noqa: B018 - opening the stream checks the declared length
+        return
+    limit = request.max_content_length
+    data = request.get_data(cache=True)
+    if limit is not None and len(data) >= limit:
+        request.stream.read(1)
+
+
 def check_request() -> None:
     """Read and check the request before anything else runs (see the module docstring)."""
     errors: dict[str, str] = {}
@@ -135,6 +157,7 @@ def check_request() -> None:
     for name, values in request.args.lists():
         _check_text(errors, name if not _control(name) else "_query", name, *values)
     if request.method in _BODY_METHODS:
+        _read_whole_body()
         if request.mimetype in _FORM_TYPES:
             for name, values in request.form.lists():  # parsing reads the body: 413 when over the limit
                 _check_text(errors, name if not _control(name) else "_form", name, *values)

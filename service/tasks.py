@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 
-from service import formdata
+from service import formdata, guard
 from service.guard import int_arg
 from service.web import clock, commit, current_user, db, signed_in, status_of, who
 from workflows.deadlines import notify
@@ -155,6 +155,20 @@ def complete(task_id: str):
         abort(status_of(exc), exc.message)
     flash(f"已提交：{done.title}")
     return redirect(url_for("tasks.inbox_page"))
+
+
+def form_rejected(exc: guard.InputRejected):
+    """A task form refused at the edge comes back with the message by its field, like any form error;
+    None when the request was not a task form of a signed-in person."""
+    task_id = (request.view_args or {}).get("task_id")
+    if request.endpoint != "tasks.complete" or current_user() is None or not isinstance(task_id, str):
+        return None
+    db().rollback()
+    posted = {k: guard.without_control(v) for k, v in request.form.to_dict().items()}
+    try:
+        return _task_page(task_id, posted=posted, errors=exc.errors, status=400)
+    except ZhibuError as error:
+        abort(status_of(error), error.message)
 
 
 @bp.post("/tasks/<task_id>/files")

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from service.cli import main
+from tests.support import REGISTERED, Driver
 from workflows.engine.db import make_engine
 from workflows.engine.models import Base
 
@@ -62,3 +63,13 @@ def dump(db_url) -> dict[str, list]:
             }
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def assign_task(db_url, deployed, clock):
+    """The id of an open 明确责任 task of 一支部 (a rectification just registered by the office)."""
+    driver = Driver(db_url, clock, "straight")
+    iid = driver.start(REGISTERED, actor="office1")
+    task = driver.only_task(iid)
+    driver.close()
+    return task.id

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from tests.service.conftest import dump
 from tests.support import REGISTERED, Driver
 
@@ -14,15 +12,6 @@ from .test_app import app_for, signed_in
 
 def csrf_of(page: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-@pytest.fixture
-def assign_task(db_url, deployed, clock):
-    driver = Driver(db_url, clock, "straight")
-    iid = driver.start(REGISTERED, actor="office1")
-    task = driver.only_task(iid)
-    driver.close()
-    return task.id
 
 
 def test_sign_in_out_and_rate_limit(db_url, deployed, clock):
