@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browsers run test bench lint format clean
+.PHONY: install browsers run test fuzz bench lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ run: install
 
 test: install
 	$(BIN)/pytest -q
+
+# schemathesis with every check against /api/v1 on a fresh demo company: SQLite, and PostgreSQL when
+# ZHIBU_TEST_POSTGRES_URL names one. Bounded: a fixed seed and FUZZ_EXAMPLES cases per operation.
+FUZZ_EXAMPLES ?= 100
+fuzz: install
+	$(BIN)/python -m tools.fuzz_api --examples $(FUZZ_EXAMPLES)
+	@if [ -n "$$ZHIBU_TEST_POSTGRES_URL" ]; then \
+		$(BIN)/python -m tools.fuzz_api --examples $(FUZZ_EXAMPLES) --database-url "$$ZHIBU_TEST_POSTGRES_URL"; \
+	fi
 
 bench: install
 	$(BIN)/python -m bench.run

@@ -56,6 +56,14 @@ def _json_body() -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+def _unknown_fields(body: dict[str, Any], known: set[str]):
+    """400 naming each field the operation does not take (the OpenAPI document lists them), or None."""
+    unknown = sorted(set(body) - known)
+    if not unknown:
+        return None
+    return jsonify(errors={name: "不认识的字段" for name in unknown}), 400
+
+
 def task_json(task: TaskRecord, now) -> dict[str, Any]:
     """A task as the API shows it."""
     return {
@@ -87,6 +95,8 @@ def token():
     body = _json_body()
     if body is None or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
         return jsonify(errors={"_form": '请求体应为 JSON 对象：{"username": ..., "password": ...}'}), 400
+    if refused := _unknown_fields(body, {"username", "password"}):
+        return refused
     user = org.authenticate(db(), body["username"].strip(), body["password"])
     if user is None:
         return _error("用户名或密码错误", 401)
@@ -130,6 +140,8 @@ def complete_task(task_id: str):
     body = _json_body()
     if body is None or not isinstance(body.get("data", {}), dict):
         return jsonify(errors={"_form": "请求体应为 JSON 对象，表单数据放在 data 中"}), 400
+    if refused := _unknown_fields(body, {"data"}):
+        return refused
     done = actions.complete_as(db(), g.api_user, task_id, body.get("data", {}), clock=clock())
     commit()
     return jsonify(id=done.id, instance_id=done.instance_id, status="completed")
@@ -141,6 +153,8 @@ def create_rectification():
     body = _json_body()
     if body is None:
         return jsonify(errors={"_form": "请求体应为 JSON 对象"}), 400
+    if refused := _unknown_fields(body, set(openapi.REGISTER_FIELDS)):
+        return refused
     row = actions.register_rectification(db(), g.api_user, body, clock=clock())
     commit()
     return jsonify(id=row.id, instance_id=row.id), 201
@@ -149,11 +163,14 @@ def create_rectification():
 @bp.get("/rectifications")
 @token_required
 def list_rectifications():
+    status = request.args.get("status") or None
+    if status is not None and status not in ledger.STATUSES:
+        return jsonify(errors={"status": "应为 " + "、".join(ledger.STATUSES) + " 之一"}), 400
     rows = ledger.rows(
         db(),
         branches=inbox.readable_branches(inbox.person(db(), g.api_user)),
         branch=request.args.get("branch") or None,
-        status=request.args.get("status") or None,
+        status=status,
         now=clock().now(),
         limit=5000,
     )

@@ -1,6 +1,14 @@
-"""The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json."""
+"""The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json.
+
+It is exact enough for schemathesis to fuzz the API with every check (`make fuzz`): every string
+refuses control characters, every integer has its range, and bodies name all the fields they take.
+"""
 
 from __future__ import annotations
+
+import json
+
+from workflows.engine.specs import FORMS_DIR
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _FIELD_ERRORS = {
@@ -42,22 +50,70 @@ _TASK = {
 }
 
 
+# Text fields refuse control characters at the edge (service/guard.py); the schema says so.
+_TEXT = {"type": "string", "pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"}
+_INT64 = {"type": "integer", "minimum": -(2**63) + 1, "maximum": 2**63 - 1}
+_SCALAR = [
+    _TEXT,
+    _INT64,
+    {"type": "number", "minimum": -1e300, "maximum": 1e300},
+    {"type": ["boolean", "null"]},
+]
+_ROW = {"type": "object", "propertyNames": _TEXT, "additionalProperties": {"anyOf": _SCALAR}}
+# A task form's data: fields of text, numbers, yes/no, lists and rows of those. Which fields a task
+# wants is its own form's JSON Schema (GET /tasks/{id} returns it), checked when it is submitted.
+_FORM_DATA = {
+    "type": "object",
+    "propertyNames": _TEXT,
+    "additionalProperties": {
+        "anyOf": [*_SCALAR, {"type": "array", "maxItems": 200, "items": {"anyOf": [*_SCALAR, _ROW]}}]
+    },
+}
+
+
+def _register_body() -> dict:
+    """The start form of a rectification, as the API takes it: optional fields may also be "" or null."""
+    form = json.loads((FORMS_DIR / "rectification-register-schema.json").read_text(encoding="utf-8"))
+    properties = {}
+    for name, prop in form["properties"].items():
+        prop = {k: v for k, v in prop.items() if k in ("type", "enum", "minLength", "maxLength", "format")}
+        if prop.get("type") == "string" and "enum" not in prop:
+            prop["pattern"] = _TEXT["pattern"]
+        if name not in form["required"]:
+            prop = {"anyOf": [prop, {"enum": ["", None]}]}
+        properties[name] = prop
+    return {
+        "type": "object",
+        "required": form["required"],
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
 def _json(schema: dict, description: str = "") -> dict:
     return {"description": description or "OK", "content": {"application/json": {"schema": schema}}}
 
 
+_TEXTS = {
+    400: "请求有误（表单数据、参数或请求体不符合要求），按字段给出原因",
+    401: "未登录或令牌无效",
+    403: "无权操作",
+    404: "不存在",
+    409: "已办结或被他人同时办理",
+    413: "请求体过大",
+    429: "尝试过于频繁（登录按账号限速）",
+    500: "服务器内部错误（已记录）",
+}
+
+
 def _errors(*codes: int) -> dict:
-    texts = {
-        400: "表单数据不符合要求",
-        401: "未登录或令牌无效",
-        403: "无权操作",
-        404: "不存在",
-        409: "已办结或被他人同时办理",
-    }
-    return {str(c): _json(_FIELD_ERRORS if c == 400 else _ERROR, texts[c]) for c in codes}
+    """Error responses of an operation; 400, 413 and 500 can answer any request."""
+    every = sorted({*codes, 400, 413, 500})
+    return {str(c): _json(_FIELD_ERRORS if c == 400 else _ERROR, _TEXTS[c]) for c in every}
 
 
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+REGISTER_FIELDS = tuple(_register_body()["properties"])
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 DOCUMENT = {
     "openapi": "3.1.0",
     "info": {
@@ -83,9 +139,10 @@ DOCUMENT = {
                             "schema": {
                                 "type": "object",
                                 "required": ["username", "password"],
+                                "additionalProperties": False,
                                 "properties": {
-                                    "username": {"type": "string"},
-                                    "password": {"type": "string"},
+                                    "username": {**_TEXT, "maxLength": 100},
+                                    "password": {**_TEXT, "maxLength": 1000},
                                 },
                             }
                         }
@@ -93,11 +150,22 @@ DOCUMENT = {
                 },
                 "responses": {
                     "200": _json(
-                        {"type": "object", "properties": {"token": {"type": "string"}}, "required": ["token"]}
+                        {
+                            "type": "object",
+                            "properties": {
+                                "token": {"type": "string"},
+                                "expires_at": {"type": "string", "format": "date-time"},
+                            },
+                            "required": ["token", "expires_at"],
+                        }
                     ),
-                    **_errors(401),
+                    **_errors(401, 429),
                 },
-            }
+            },
+            "delete": {
+                "summary": "吊销当前使用的令牌",
+                "responses": {"204": {"description": "已吊销"}, **_errors(401)},
+            },
         },
         "/tasks": {
             "get": {
@@ -149,11 +217,28 @@ DOCUMENT = {
                     "required": True,
                     "content": {
                         "application/json": {
-                            "schema": {"type": "object", "properties": {"data": {"type": "object"}}}
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {"data": _FORM_DATA},
+                            }
                         }
                     },
                 },
-                "responses": {"200": _json({"type": "object"}), **_errors(400, 401, 403, 404, 409)},
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "id": {"type": "string"},
+                                "instance_id": {"type": "integer"},
+                                "status": {"const": "completed"},
+                            },
+                            "required": ["id", "instance_id", "status"],
+                        }
+                    ),
+                    **_errors(400, 401, 403, 404, 409),
+                },
             }
         },
         "/rectifications": {
@@ -163,21 +248,7 @@ DOCUMENT = {
                     "required": True,
                     "content": {
                         "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["title", "description", "source"],
-                                "properties": {
-                                    k: {"type": "string"}
-                                    for k in (
-                                        "branch",
-                                        "title",
-                                        "description",
-                                        "source",
-                                        "deadline",
-                                        "standard_item",
-                                    )
-                                },
-                            }
+                            "schema": _register_body(),
                         }
                     },
                 },
@@ -194,7 +265,7 @@ DOCUMENT = {
             "get": {
                 "summary": "整改台账",
                 "parameters": [
-                    {"name": "branch", "in": "query", "schema": {"type": "string"}},
+                    {"name": "branch", "in": "query", "schema": _TEXT},
                     {
                         "name": "status",
                         "in": "query",
@@ -216,11 +287,28 @@ DOCUMENT = {
             "get": {
                 "summary": "审计事件（调用者可读的范围）",
                 "parameters": [
-                    {"name": "branch", "in": "query", "schema": {"type": "string"}},
-                    {"name": "instance_id", "in": "query", "schema": {"type": "integer"}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 5000}},
+                    {"name": "branch", "in": "query", "schema": _TEXT},
+                    {
+                        "name": "instance_id",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 5000},
+                    },
                 ],
-                "responses": {"200": _json({"type": "object"}), **_errors(401)},
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"items": {"type": "array"}, "total": {"type": "integer"}},
+                            "required": ["items", "total"],
+                        }
+                    ),
+                    **_errors(401),
+                },
             }
         },
         "/audit/verify": {

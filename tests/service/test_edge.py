@@ -242,3 +242,33 @@ def test_bodies_over_the_limit_get_413_chunked_or_not(server, path, content_type
     conn.request("POST", path, body=b"a" * (2 * 1024 * 1024), headers={"Content-Type": content_type})
     assert conn.getresponse().status == 413
     conn.close()
+
+
+def test_the_api_takes_only_the_fields_it_documents(app, db_url):
+    api = app.test_client()
+    bearer = _bearer(api, "office1")
+    before = dump(db_url)
+    for body in (
+        {},
+        {"branch": "", "title": "", "description": "", "source": ""},
+        {"title": "x", "extra": 1},
+    ):
+        answer = api.post("/api/v1/rectifications", json=body, headers=bearer)
+        assert answer.status_code == 400, body
+    assert (
+        api.post("/api/v1/auth/token", json={"username": "office1", "password": "x", "otp": "1"}).status_code
+        == 400
+    )
+    assert api.get("/api/v1/rectifications?status=nonsense", headers=bearer).status_code == 400
+    assert dump(db_url) == before
+
+
+def test_the_api_document_lists_every_answer(app):
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            assert {"400", "413", "500"} <= codes, (method, path)
+            if operation.get("security") != []:
+                assert "401" in codes, (method, path)
+    assert "429" in document["paths"]["/auth/token"]["post"]["responses"]

@@ -147,8 +147,10 @@ def verify(session: Session, folder: Path, *, trusted: str | None = None) -> aud
         )
     if not checkpoints:
         return audit.Verification(False, 0, None, f"{folder} 中没有检查点")
-    stored = dict(session.execute(select(AuditEvent.seq, AuditEvent.hash)))
-    ids = dict(session.execute(select(AuditEvent.seq, AuditEvent.id)))
+    stored: dict[int, str] = {}
+    ids: dict[int, int] = {}
+    for seq, event_id, event_hash in session.execute(select(AuditEvent.seq, AuditEvent.id, AuditEvent.hash)):
+        stored[seq], ids[seq] = event_hash, event_id
     checked = 0
     for checkpoint in sorted(checkpoints, key=lambda c: c.seq):
         for offset, expected in enumerate(checkpoint.hashes):

@@ -135,8 +135,8 @@ def start(
     version = specs.latest_version(session, process_id)
     deployed = specs.as_deployed(version)
     schema = deployed.form_schema(start_form(deployed))
-    if data and schema is not None:
-        _checked(session, schema, data, data.get("branch"))
+    if data is not None and schema is not None:  # even {}: a start form given empty is still checked
+        _checked(session, schema, data, data.get("branch") if isinstance(data, dict) else None)
     elif data is not None and not isinstance(data, dict):
         raise InvalidInput("启动数据应为 JSON 对象")
     now = clock.now()
