@@ -32,6 +32,12 @@ ACTIONS = {
     "task.unclaimed": "退回签收",
     "task.reassigned": "转办任务",
     "task.commented": "发表意见",
+    "auth.signed_in": "登录",
+    "auth.signed_out": "退出登录",
+    "auth.token_issued": "签发接口令牌",
+    "auth.token_revoked": "吊销接口令牌",
+    "auth.credentials_ended": "结束全部会话和令牌",
+    "org.password_changed": "修改密码",
 }
 
 
