@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from service import api, auth, guard, inspect, ledger, tasks, web
 from workflows.deadlines import ical, notify
+from workflows.engine import audit
 from workflows.engine.clock import LOCAL_TZ, clock_from_env
 from workflows.engine.db import database_url, make_engine, make_session_factory
 from workflows.programme import inbox
@@ -42,10 +43,8 @@ def _secret_key(app: Flask) -> str:
     if os.environ.get("ZHIBU_SECRET_KEY"):
         return os.environ["ZHIBU_SECRET_KEY"]
     path = Path(app.instance_path) / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32), encoding="utf-8")
-        path.chmod(0o600)
+    if not path.exists():  # several workers may start at once: one file wins, all read it
+        audit.create_secret_file(path, secrets.token_hex(32).encode("ascii"))
     return path.read_text(encoding="utf-8").strip()
 
 
@@ -123,9 +122,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         response = _error(exc.code or 500, exc.description if isinstance(exc.description, str) else "")
-        allow = dict(exc.get_headers()).get("Allow")
-        if allow:
-            response.headers["Allow"] = allow
+        for name, value in exc.get_headers():  # Allow on 405, Retry-After on 429
+            if name.lower() != "content-type":
+                response.headers[name] = value
         return response
 
     @app.errorhandler(Exception)

@@ -90,14 +90,13 @@ def openapi_document():
 
 
 @bp.post("/auth/token")
-@auth.sign_in_limit
 def token():
     body = _json_body()
     if body is None or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
         return jsonify(errors={"_form": '请求体应为 JSON 对象：{"username": ..., "password": ...}'}), 400
     if refused := _unknown_fields(body, {"username", "password"}):
         return refused
-    user = org.authenticate(db(), body["username"].strip(), body["password"])
+    user = auth.sign_in(body["username"], body["password"])
     if user is None:
         return _error("用户名或密码错误", 401)
     issued = auth.issue_token(user.username)

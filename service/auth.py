@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse
+from werkzeug.exceptions import TooManyRequests
 
 from service.web import clock, commit, current_user, db
 from workflows.programme import credentials, org
@@ -23,26 +25,28 @@ TOKEN_LIFETIME = timedelta(hours=12)
 SIGN_IN_LIMIT = "5 per minute"
 
 
-def account_key() -> str:
-    """The account a sign-in attempt is for: guesses at one account share one budget."""
-    username: object = request.form.get("username")
-    if username is None and request.is_json:
-        body = request.get_json(silent=True)
-        username = body.get("username") if isinstance(body, dict) else None
-    return "account:" + (username.strip().lower()[:100] if isinstance(username, str) else "")
-
-
 # Storage from RATELIMIT_STORAGE_URI (ZHIBU_RATELIMIT_STORAGE, e.g. redis://127.0.0.1:6379 when several
 # web processes serve the same users); in-process memory by default.
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
-# Only failed attempts count: a person who signs in on a phone and a desktop is never locked out.
-sign_in_limit = limiter.shared_limit(
-    SIGN_IN_LIMIT,
-    scope="sign-in",
-    key_func=account_key,
-    methods=["POST"],
-    deduct_when=lambda response: response.status_code == 401,
-)
+_SIGN_IN = parse(SIGN_IN_LIMIT)
+
+
+def sign_in(username: str, password: str) -> org.User | None:
+    """The person these credentials open, None when wrong, 429 once the account had its failed tries.
+
+    Only failures count, so a person signing in on a phone and a desktop is never locked out. The
+    account's row is locked first: attempts at one account run one after another, so the count is
+    read and raised without a gap that parallel guesses could slip through.
+    """
+    username = username.strip()
+    key = "account:" + username.lower()[:100]
+    org.lock_account(db(), username)
+    if not limiter.limiter.test(_SIGN_IN, "sign-in", key):
+        raise TooManyRequests("尝试过于频繁，请一分钟后再试", retry_after=60)
+    user = org.authenticate(db(), username, password)
+    if user is None:
+        limiter.limiter.hit(_SIGN_IN, "sign-in", key)
+    return user
 
 
 def issue_token(username: str) -> credentials.Issued:
@@ -65,7 +69,6 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@sign_in_limit
 def login():
     # Only POST signs in: GET (and HEAD, which Flask answers with the GET view) shows the form.
     if request.method != "POST":
@@ -73,11 +76,13 @@ def login():
             return redirect(url_for("tasks.inbox_page"))
         return render_template("login.html", next=request.args.get("next", ""))
     username = request.form.get("username", "").strip()
-    user = org.authenticate(db(), username, request.form.get("password", ""))
+    user = sign_in(username, request.form.get("password", ""))
     if user is None:
         return render_template(
             "login.html", error="用户名或密码错误", username=username, next=request.form.get("next", "")
         ), 401
+    if g.get("credential_id") is not None:  # signing in over a session ends that session
+        credentials.end(db(), g.credential_id, now=clock().now(), actor=user.username)
     lifetime = current_app.permanent_session_lifetime
     issued = credentials.issue(db(), user.username, "session", now=clock().now(), lifetime=lifetime)
     commit()

@@ -8,6 +8,8 @@ validator reports it next to its field and the form comes back as it was typed.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,9 +77,11 @@ def _scalar(kind: str, raw: str) -> Any:
             return text
     if kind == "number":
         try:
-            return float(text) if "." in text else int(text)
+            number = float(text) if "." in text or "e" in text.lower() else int(text)
         except ValueError:
             return text
+        # "1e999" is inf and "nan" compares false with every bound: kept as text, the schema refuses it
+        return number if math.isfinite(number) else text
     if kind == "yesno":
         return {"true": True, "false": False}.get(text, text)
     return raw if kind == "textarea" else text
@@ -108,10 +112,14 @@ def parse(schema: dict[str, Any] | None, posted: dict[str, str]) -> dict[str, An
     return data
 
 
+MAX_ROWS = 500  # a form's repeated rows; an index past it is not a row a page offered
+
+
 def _row_count(posted: dict[str, str], name: str) -> int:
     prefix = f"{name}."
     indexes = [key[len(prefix) :].split(".", 1)[0] for key in posted if key.startswith(prefix)]
-    numbers = [int(i) for i in indexes if i.isdigit()]
+    # ASCII digits only ("²".isdigit() is true but int() refuses it), and a bounded count.
+    numbers = [int(i) for i in indexes if re.fullmatch(r"[0-9]{1,4}", i) and int(i) < MAX_ROWS]
     return max(numbers) + 1 if numbers else 0
 
 

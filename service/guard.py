@@ -3,9 +3,9 @@ every response carries.
 
 - The body is read (within MAX_CONTENT_LENGTH) before sign-in, CSRF or rate limits look at it, so an
   oversized body gets 413 whether or not it was sent chunked.
-- Control characters (NUL and the other C0/C1 codes but tab and line breaks) are refused with 400 in
-  the path, query, form fields, file names and JSON strings: PostgreSQL cannot store NUL, and no
-  field of ours wants the others.
+- Control characters (NUL and the other C0/C1 codes but tab and line breaks) and lone surrogates are
+  refused with 400 in the path, query, form fields, file names and JSON strings: PostgreSQL cannot
+  store NUL, UTF-8 cannot encode a lone surrogate, and no field of ours wants the others.
 - JSON bodies are bounded in size and depth; numbers must be finite and fit 64 bits.
 - Query integers are checked against the range of the column they end up in (`int_arg`), and path
   integers (`<int:...>`) fit PostgreSQL's INTEGER; beyond it a path names nothing (404).
@@ -26,7 +26,9 @@ MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Control characters but tab and line breaks, and lone UTF-16 surrogates (a JSON "\\ud800" decodes to
+# one; it cannot be encoded as UTF-8, so neither the database nor the password hash could take it).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
@@ -79,7 +81,7 @@ def _control(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
 
-_MESSAGE = "含有不允许的控制字符（如 NUL），请删除后重试"
+_MESSAGE = "含有不允许的控制字符（如 NUL）或无效字符，请删除后重试"
 
 
 def _check_text(errors: dict[str, str], field: str, *values: str) -> None:
@@ -162,7 +164,7 @@ def check_request() -> None:
             for name, values in request.form.lists():  # parsing reads the body: 413 when over the limit
                 _check_text(errors, name if not _control(name) else "_form", name, *values)
             for name, upload in request.files.items(multi=True):
-                _check_text(errors, name, upload.filename or "")
+                _check_text(errors, name if not _control(name) else "_form", name, upload.filename or "")
         else:
             raw = request.get_data(cache=True)
             if request.is_json and raw:

@@ -44,9 +44,12 @@ ACTIONS = {
 def _day(name: str) -> datetime | None:
     text = request.args.get(name, "").strip()
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=LOCAL_TZ) if text else None
+        day = datetime.fromisoformat(text).replace(tzinfo=LOCAL_TZ) if text else None
     except ValueError:
         abort(400, f"日期“{text}”格式应为 YYYY-MM-DD")
+    if day is not None and not 2000 <= day.year <= 2200:  # the trail's years; past them dates overflow
+        abort(400, f"日期“{text}”超出范围（2000—2200 年）")
+    return day
 
 
 PAGE = 200

@@ -167,8 +167,8 @@ def form_rejected(exc: guard.InputRejected):
     posted = {k: guard.without_control(v) for k, v in request.form.to_dict().items()}
     try:
         return _task_page(task_id, posted=posted, errors=exc.errors, status=400)
-    except ZhibuError as error:
-        abort(status_of(error), error.message)
+    except ZhibuError:  # no such task, or not theirs: the plain 400 page says what was refused
+        return None
 
 
 @bp.post("/tasks/<task_id>/files")

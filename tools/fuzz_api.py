@@ -11,6 +11,7 @@ schemathesis's exit code.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import subprocess
@@ -65,6 +66,7 @@ def main() -> int:
         from service import create_app  # after the environment names the database
 
         app = create_app({"SECRET_KEY": "fuzz"})
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # thousands of requests: report, not log
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_port}/api/v1"

@@ -163,11 +163,16 @@ def audit_verify(folder: Path | None, public_key: str | None) -> None:
     with factory()() as session:
         result = audit.verify(session)
         if result.ok and folder is not None:
-            against = checkpoints.verify(session, folder, trusted=public_key)
+            try:
+                against = checkpoints.verify(session, folder, trusted=public_key)
+                newest = max(checkpoints.read_all(folder, public_key), key=lambda c: c.seq, default=None)
+            except (OSError, ValueError) as exc:
+                raise click.ClickException(str(exc)) from exc
             if not against.ok:
                 result = against
             else:
                 click.echo(f"与检查点一致：核对了 {against.events} 条事件（{folder}）")
+                click.echo(f"最新检查点：第 {newest.seq} 号事件，写于 {newest.at}；此后的事件只由密钥链保护")
     if result.ok:
         click.echo(f"审计链完整：共 {result.events} 条事件")
         return

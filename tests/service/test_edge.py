@@ -272,3 +272,26 @@ def test_the_api_document_lists_every_answer(app):
             if operation.get("security") != []:
                 assert "401" in codes, (method, path)
     assert "429" in document["paths"]["/auth/token"]["post"]["responses"]
+
+
+def test_lone_surrogates_are_refused_like_control_characters(app, db_url):
+    api = app.test_client()
+    bearer = _bearer(api, "office1")
+    before = dump(db_url)
+    for path, body in (
+        ("/api/v1/auth/token", '{"username": "\\ud800", "password": "x"}'),
+        ("/api/v1/auth/token", '{"username": "office1", "password": "\\udfff"}'),
+        ("/api/v1/rectifications", '{"source": "自查", "title": "a\\ud800", "description": "d"}'),
+    ):
+        answer = api.post(path, data=body, content_type="application/json", headers=bearer)
+        assert answer.status_code == 400, (path, body)
+    assert dump(db_url) == before
+
+
+def test_hostile_page_input_gets_4xx(app, assign_task):
+    client = sign_in(app.test_client(), "office1")
+    token = csrf_of(client.get("/inbox").get_data(as_text=True))
+    assert client.post("/tasks/bogus", data={"csrf_token": token, "x": "a\x00"}).status_code == 400
+    for query in ("until=9999-12-31", "since=0001-01-01", "until=2026-13-01"):
+        assert client.get(f"/trail?{query}").status_code == 400, query
+    assert client.get("/trail?since=2026-01-01&until=2026-12-31").status_code == 200

@@ -3,6 +3,8 @@ that end server-side."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -154,3 +156,33 @@ def test_sessions_expire_with_their_lifetime(db_url, deployed, clock):
     assert _signed_in_page(client)
     clock.advance(hours=1, seconds=1)
     assert not _signed_in_page(client)
+
+
+def test_parallel_guesses_cannot_outrun_the_limit(db_url, deployed, clock):
+    app = app_for(db_url, clock)
+    start = threading.Barrier(16)
+
+    def guess(n: int) -> int:
+        client = app.test_client()
+        start.wait()
+        body = {"username": "office1", "password": f"wrong-guess-{n}"}
+        return client.post("/api/v1/auth/token", json=body).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(guess, range(16)))
+    assert codes.count(401) == 5 and codes.count(429) == 11, codes
+    limited = app.test_client().post("/api/v1/auth/token", json={"username": "office1", "password": PASSWORD})
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "60"
+
+
+def test_signing_in_over_a_session_ends_that_session(db_url, deployed, clock):
+    app = app_for(db_url, clock)
+    client = signed_in(app.test_client(), "office1")
+    kept = client.get_cookie("session").value
+    token = csrf_of(client.get("/inbox").get_data(as_text=True))
+    again = {"username": "secretary1", "password": PASSWORD, "csrf_token": token}
+    assert client.post("/login", data=again).status_code == 302  # the same browser, another person
+    assert "secretary1" in client.get("/inbox").get_data(as_text=True)
+    replay = app.test_client()
+    replay.set_cookie("session", kept)
+    assert replay.get("/inbox").status_code == 302

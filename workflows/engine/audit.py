@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from workflows.engine.errors import ZhibuError
 from workflows.engine.models import AuditEvent, AuditHead, ProcessInstance
 from workflows.engine.prepared import Prepared
 
@@ -76,10 +77,32 @@ def event_hash(
 
 def chain_key() -> bytes:
     """The chain's secret: `ZHIBU_AUDIT_KEY`, else the file `ZHIBU_AUDIT_KEY_FILE` (default
-    `instance/audit_key`, created with mode 600 on first use)."""
-    return _key(
-        os.environ.get("ZHIBU_AUDIT_KEY", ""), os.environ.get("ZHIBU_AUDIT_KEY_FILE", "instance/audit_key")
-    )
+    `instance/audit_key`, made by `ensure_key` when the database is created)."""
+    return _key(*_key_source())
+
+
+def _key_source() -> tuple[str, str]:
+    return os.environ.get("ZHIBU_AUDIT_KEY", ""), os.environ.get("ZHIBU_AUDIT_KEY_FILE", "instance/audit_key")
+
+
+class MissingKey(ZhibuError):
+    """No chain key where one is expected: appending or verifying would silently start another chain."""
+
+
+def ensure_key(session: Session) -> None:
+    """Make the key file for a database whose trail is still empty; never for one that has events.
+
+    A key made later (a process started in another directory, a lost file) would hash new events with
+    a secret the old ones were not hashed with, so that is refused loudly instead.
+    """
+    from_env, path = _key_source()
+    if from_env or Path(path).exists():
+        return
+    if session.scalar(select(AuditEvent.id).limit(1)) is not None:
+        raise MissingKey(
+            f"审计链已有事件，但找不到其密钥 {Path(path).resolve()}：请恢复该文件或设置 ZHIBU_AUDIT_KEY"
+        )
+    create_secret_file(Path(path), secrets.token_hex(32).encode("ascii"))
 
 
 def create_secret_file(file: Path, content: bytes) -> None:
@@ -106,7 +129,9 @@ def _key(from_env: str, path: str) -> bytes:
         return from_env.encode("utf-8")
     file = Path(path)
     if not file.exists():
-        create_secret_file(file, secrets.token_hex(32).encode("ascii"))
+        raise MissingKey(
+            f"审计链密钥 {file.resolve()} 不存在：设置 ZHIBU_AUDIT_KEY，或在新数据库上运行 zhibu db init 生成"
+        )
     return file.read_text(encoding="utf-8").strip().encode("utf-8")
 
 
@@ -210,7 +235,7 @@ def verify(session: Session) -> Verification:
             branch=event.branch,
             data=event.data,
         )
-        if not hmac.compare_digest(recomputed, event.hash):
+        if not hmac.compare_digest(recomputed.encode(), (event.hash or "").encode("utf-8", "replace")):
             return _broken(count, event, "内容与哈希不符（事件被修改，或哈希不是用本系统的密钥算出的）")
         expected_seq, prev_hash = expected_seq + 1, event.hash
     head = session.get(AuditHead, 1)

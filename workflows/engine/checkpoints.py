@@ -34,10 +34,17 @@ def directory() -> Path:
     return Path(os.environ.get("ZHIBU_CHECKPOINT_DIR", "instance/checkpoints"))
 
 
-def signing_key() -> Ed25519PrivateKey:
-    """The checkpoint signing key (`ZHIBU_CHECKPOINT_KEY`, default `instance/checkpoint_key.pem`)."""
-    file = Path(os.environ.get("ZHIBU_CHECKPOINT_KEY", "instance/checkpoint_key.pem"))
+def _key_file() -> Path:
+    return Path(os.environ.get("ZHIBU_CHECKPOINT_KEY", "instance/checkpoint_key.pem"))
+
+
+def signing_key(*, create: bool = True) -> Ed25519PrivateKey:
+    """The checkpoint signing key (`ZHIBU_CHECKPOINT_KEY`, default `instance/checkpoint_key.pem`),
+    made on first use by the writer; a verifier (`create=False`) never makes one."""
+    file = _key_file()
     if not file.exists():
+        if not create:
+            raise FileNotFoundError(f"没有检查点签名密钥 {file}：请用 --public-key 给出签名公钥")
         pem = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -102,7 +109,10 @@ def write(
     body["signature"] = key.sign(_signed_part(body)).hex()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"checkpoint-{seq:012d}-{now.astimezone(UTC):%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
+    # Written aside, then renamed: a reader never sees half a checkpoint (it would read as forged).
+    partial = folder / f".{path.name}.{os.getpid()}.partial"
+    partial.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(partial, path)
     return Checkpoint(seq, head_hash, first, hashes, body["at"], body["public_key"], path)
 
 
@@ -113,8 +123,11 @@ def read_all(folder: Path, trusted: str | None = None) -> list[Checkpoint | None
     """
     if not folder.is_dir():
         return []
-    trusted = trusted or public_key_hex(signing_key().public_key())
-    verifier = Ed25519PublicKey.from_public_bytes(bytes.fromhex(trusted))
+    trusted = trusted or public_key_hex(signing_key(create=False).public_key())
+    try:
+        verifier = Ed25519PublicKey.from_public_bytes(bytes.fromhex(trusted))
+    except ValueError as exc:
+        raise ValueError(f"签名公钥应为 64 位十六进制数字：{trusted}") from exc
     found: list[Checkpoint | None] = []
     for path in sorted(folder.glob("checkpoint-*.json")):
         try:
@@ -151,8 +164,18 @@ def verify(session: Session, folder: Path, *, trusted: str | None = None) -> aud
     ids: dict[int, int] = {}
     for seq, event_id, event_hash in session.execute(select(AuditEvent.seq, AuditEvent.id, AuditEvent.hash)):
         stored[seq], ids[seq] = event_hash, event_id
-    checked = 0
-    for checkpoint in sorted(checkpoints, key=lambda c: c.seq):
+    checked, covered = 0, 0
+    for checkpoint in sorted(checkpoints, key=lambda c: (c.seq, c.first_seq)):
+        # Together the checkpoints cover the chain from event 1 without a gap (overlaps are fine: two
+        # schedulers may sign the same day); a gap means a checkpoint file was removed.
+        if checkpoint.first_seq > covered + 1:
+            return audit.Verification(
+                False,
+                checked,
+                None,
+                f"检查点不连续：第 {covered + 1}—{checkpoint.first_seq - 1} 号事件没有检查点（文件被删除）",
+            )
+        covered = max(covered, checkpoint.seq)
         for offset, expected in enumerate(checkpoint.hashes):
             seq = checkpoint.first_seq + offset
             checked += 1

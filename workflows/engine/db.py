@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from workflows.engine import audit
 from workflows.engine.models import AuditHead, Base
 
 DEFAULT_SQLITE_PATH = Path("instance") / "zhibu.db"
@@ -66,11 +67,12 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def init_db(engine: Engine) -> None:
-    """Create missing tables and the audit chain's head row. Safe to run again."""
+    """Create missing tables, the audit chain's head row and (for a new trail) its key. Safe to run again."""
     Base.metadata.create_all(engine)
     with Session(engine) as session, session.begin():
         if session.scalar(select(AuditHead).where(AuditHead.id == 1)) is None:
             session.add(AuditHead(id=1, seq=0, hash=""))
+        audit.ensure_key(session)
 
 
 @contextmanager

@@ -306,6 +306,13 @@ def user(session: Session, username: str) -> User:
     return found
 
 
+def lock_account(session: Session, username: str) -> User | None:
+    """Lock a person's row (if they exist) so that sign-in attempts at one account run one at a time."""
+    if not 0 < len(username) <= 100:
+        return None
+    return session.scalar(select(User).where(User.username == username).with_for_update())
+
+
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """The active user with this password, or None; an unknown name costs one hash check like a known one."""
     found = session.get(User, username) if 0 < len(username) <= 100 else None

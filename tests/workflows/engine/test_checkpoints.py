@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import delete, select, update
 
 from tests.support import ASSIGNED, FIXED, REGISTERED, Driver
 from workflows.engine import audit, checkpoints
-from workflows.engine.db import transaction
+from workflows.engine.db import init_db, make_engine, make_session_factory, transaction
 from workflows.engine.models import AuditEvent, AuditHead
 
 
@@ -94,12 +95,25 @@ def test_the_key_lives_outside_the_database(trail, monkeypatch):
     assert not _verify(factory).ok
 
 
-def test_the_default_key_file_is_made_once_and_private(tmp_path, monkeypatch):
+def test_the_key_file_is_made_with_a_new_database_and_never_for_an_old_one(db_url, tmp_path, monkeypatch):
     monkeypatch.delenv("ZHIBU_AUDIT_KEY", raising=False)
     monkeypatch.setenv("ZHIBU_AUDIT_KEY_FILE", str(tmp_path / "keys" / "audit_key"))
+    with pytest.raises(audit.MissingKey):
+        audit.chain_key()  # no key, and nothing makes one behind the database's back
+    engine = make_engine(db_url)
+    init_db(engine)
     first = audit.chain_key()
     assert (tmp_path / "keys" / "audit_key").stat().st_mode & 0o777 == 0o600
     assert len(first) == 64 and audit.chain_key() == first
+    init_db(engine)  # again: the key stays
+    assert audit.chain_key() == first
+    with transaction(make_session_factory(engine)) as session:
+        audit.append(session, action="x", actor="t", occurred_at=datetime.now(UTC))
+    monkeypatch.setenv("ZHIBU_AUDIT_KEY_FILE", str(tmp_path / "elsewhere" / "audit_key"))
+    with pytest.raises(audit.MissingKey):
+        init_db(engine)  # a trail with events never gets a new key
+    assert not (tmp_path / "elsewhere").exists()
+    engine.dispose()
 
 
 def test_a_rewrite_with_a_stolen_key_is_named_by_the_checkpoints(trail, clock, tmp_path):
@@ -179,3 +193,40 @@ def test_each_checkpoint_covers_the_events_since_the_last(trail, clock, tmp_path
     assert first.first_seq == 1 and len(first.hashes) == first.seq
     assert second.first_seq == first.seq + 1 and second.seq == _events(factory)[-1].seq
     assert len(second.hashes) == second.seq - first.seq
+
+
+def test_a_removed_checkpoint_file_is_a_gap(trail, clock, tmp_path):
+    driver, factory, iid = trail
+    folder = tmp_path / "cp"
+    _checkpoint(factory, folder, clock)
+    driver.complete(driver.only_task(iid).id, FIXED, actor="zhangsan")
+    clock.advance(days=1)
+    middle = _checkpoint(factory, folder, clock)
+    clock.advance(days=1)
+    _checkpoint(factory, folder, clock)  # nothing new: an empty range, still continuous
+    assert _against(factory, folder).ok
+    middle.path.unlink()
+    result = _against(factory, folder)
+    assert not result.ok and "不连续" in result.reason
+
+
+def test_a_verifier_without_the_key_needs_the_public_key(trail, clock, tmp_path, monkeypatch):
+    _, factory, _ = trail
+    folder = tmp_path / "cp"
+    made = _checkpoint(factory, folder, clock)
+    monkeypatch.setenv("ZHIBU_CHECKPOINT_KEY", str(tmp_path / "absent.pem"))
+    with pytest.raises(FileNotFoundError):
+        _against(factory, folder)
+    assert not (tmp_path / "absent.pem").exists()  # verifying never makes a key
+    assert _against(factory, folder, trusted=made.public_key).ok
+    with pytest.raises(ValueError):
+        _against(factory, folder, trusted="not hex")
+
+
+def test_a_hash_that_is_not_hex_is_reported_not_crashed_on(trail):
+    _, factory, _ = trail
+    target = _events(factory)[2]
+    with transaction(factory) as session:
+        session.execute(update(AuditEvent).where(AuditEvent.id == target.id).values(hash="é" * 64))
+    result = _verify(factory)
+    assert not result.ok and result.broken_event_id == target.id
