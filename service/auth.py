@@ -76,7 +76,13 @@ def login():
             return redirect(url_for("tasks.inbox_page"))
         return render_template("login.html", next=request.args.get("next", ""))
     username = request.form.get("username", "").strip()
-    user = sign_in(username, request.form.get("password", ""))
+    try:
+        user = sign_in(username, request.form.get("password", ""))
+    except TooManyRequests as exc:  # the form again, with the reason, so the next try is one click away
+        page = render_template(
+            "login.html", error=exc.description, username=username, next=request.form.get("next", "")
+        )
+        return page, 429, {"Retry-After": "60"}
     if user is None:
         return render_template(
             "login.html", error="用户名或密码错误", username=username, next=request.form.get("next", "")

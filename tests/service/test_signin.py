@@ -51,6 +51,9 @@ def test_one_limit_per_account_across_addresses_and_the_api(db_url, deployed, cl
         environ_base={"REMOTE_ADDR": "10.0.1.1"},
     )
     assert api.status_code == 429
+    page = client.post("/login", data={"username": "office1", "password": PASSWORD, "csrf_token": token})
+    shown = page.get_data(as_text=True)
+    assert page.status_code == 429 and "尝试过于频繁" in shown and 'name="password"' in shown
     # Another account is not locked out by it.
     other = client.post("/api/v1/auth/token", json={"username": "secretary1", "password": PASSWORD})
     assert other.status_code == 200
