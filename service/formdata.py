@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 BLANK_ROWS = 2  # empty rows offered below the filled ones of a repeated group
@@ -123,12 +124,28 @@ def _row_count(posted: dict[str, str], name: str) -> int:
     return max(numbers) + 1 if numbers else 0
 
 
-def values(data: dict[str, Any] | None, schema: dict[str, Any] | None) -> dict[str, Any]:
-    """What to show in each input: the task's current data, rows padded with blank ones."""
+def values(
+    data: dict[str, Any] | None, schema: dict[str, Any] | None, today: date | None = None
+) -> dict[str, Any]:
+    """What to show in each input: the task's current data, rows padded with blank ones.
+
+    A deadline field (`"x-zhibu": "future-date"`) is never offered a date that is not after `today`:
+    a rejection must set a new deadline, and a pre-filled expired one invites keeping it.
+    """
     data = data or {}
     shown: dict[str, Any] = {}
+    deadlines = {
+        n for n, p in ((schema or {}).get("properties") or {}).items() if p.get("x-zhibu") == "future-date"
+    }
     for item in fields(schema):
         value = data.get(item.name)
+        if (
+            item.name in deadlines
+            and today is not None
+            and isinstance(value, str)
+            and value[:10] <= today.isoformat()
+        ):
+            value = None
         if item.kind == "lines":
             shown[item.name] = "\n".join(str(v) for v in value) if isinstance(value, list) else ""
         elif item.kind == "rows":

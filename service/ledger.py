@@ -24,6 +24,7 @@ HEADERS = [
     "退回次数",
     "登记时间",
     "销号时间",
+    "督办约谈",  # last: the columns before it keep their places in exports people already read
 ]
 
 
@@ -56,6 +57,7 @@ def _cells(row: ledger.LedgerRow) -> list:
         item.rounds,
         when(item.created_at),
         when(item.closed_at),
+        row.supervision or "",
     ]
 
 

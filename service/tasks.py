@@ -9,6 +9,7 @@ from service.guard import int_arg
 from service.web import clock, commit, current_user, db, signed_in, status_of, who
 from workflows.deadlines import notify
 from workflows.engine import instances
+from workflows.engine.clock import LOCAL_TZ
 from workflows.engine.errors import Forbidden, FormInvalid, InvalidInput, ZhibuError
 from workflows.programme import actions, dashboard, evidence, inbox, overview
 
@@ -100,7 +101,7 @@ def overview_page():
 def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None = None, status: int = 200):
     record = actions.visible_task(db(), current_user().username, task_id)
     details = instances.task_details(db(), record)
-    shown = formdata.values(details["data"], details["schema"])
+    shown = formdata.values(details["data"], details["schema"], clock().now().astimezone(LOCAL_TZ).date())
     if posted is not None:
         shown.update({k: v for k, v in posted.items() if not isinstance(shown.get(k), list)})
         for item in formdata.fields(details["schema"]):

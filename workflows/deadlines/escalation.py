@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, select
+from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from workflows.deadlines import calendar
@@ -24,6 +24,41 @@ from workflows.engine.models import Base, UTCDateTime
 from workflows.programme import org
 
 LADDER_FILE = Path(__file__).resolve().parents[2] / "data" / "escalation.json"
+
+
+class Escalation(Base):
+    """A ladder level reached for one deadline of one task: each fires once per deadline, ever."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (UniqueConstraint("instance_id", "task_id", "level", "deadline"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(Integer, index=True)
+    task_id: Mapped[str] = mapped_column(String(200))
+    level: Mapped[int] = mapped_column(Integer)
+    deadline: Mapped[date] = mapped_column(Date)
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def first_time(
+    session: Session, instance_id: int, task_id: str, number: int, deadline: date, now: datetime
+) -> bool:
+    """Record that a level was reached for this deadline; False if it already was (then nothing is told)."""
+    found = session.scalar(
+        select(Escalation.id).where(
+            Escalation.instance_id == instance_id,
+            Escalation.task_id == task_id,
+            Escalation.level == number,
+            Escalation.deadline == deadline,
+        )
+    )
+    if found is not None:
+        return False
+    session.add(
+        Escalation(instance_id=instance_id, task_id=task_id, level=number, deadline=deadline, fired_at=now)
+    )
+    session.flush()
+    return True
 
 
 class Notice(Base):

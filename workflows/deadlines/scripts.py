@@ -6,6 +6,7 @@ write (notifications, notices) commits or rolls back with the step.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from workflows.deadlines import calendar, escalation, notify
@@ -25,14 +26,22 @@ def escalation_at(task_id: str, level: int, deadline: str) -> str:
     return when
 
 
-def escalate(task_id: str, level: int, assignee: str | None = None) -> dict[str, Any]:
+def escalate(
+    task_id: str, level: int, assignee: str | None = None, deadline: str | None = None
+) -> dict[str, Any]:
     """A ladder level was reached: notify its people and, where the ladder says so, file a notice.
 
-    The notifications are written after the step's timers are audited, so the trail reads cause first.
+    With a `deadline` each level is told once for that deadline, whatever loops the diagram makes (a
+    rejected fix gets a new deadline and a ladder of its own). The notifications are written after the
+    step's timers are audited, so the trail reads cause first.
     """
     step = current_step()
     instance = step.instance
     entry = escalation.level(instance.process_id, task_id, level)
+    if deadline is not None:
+        day = date.fromisoformat(deadline)
+        if not escalation.first_time(step.session, instance.id, task_id, level, day, step.clock.now()):
+            return {"level": level, "name": entry["name"], "notified": [], "repeat": True}
     people = escalation.recipients(step.session, entry["notify"], branch=instance.branch, assignee=assignee)
 
     def tell() -> None:

@@ -30,8 +30,8 @@ from workflows.engine.models import InstanceRow
 Projection = Callable[[Session, InstanceRow, BpmnWorkflow, set[str], datetime], None]
 # (process id, timer expression) -> (level, is the deadline) for a timer the domain understands, else None
 TimerMeaning = Callable[[str, str | None], tuple[int, bool] | None]
-# (session, form schema, submitted data, the instance's branch) -> per-field messages
-FormCheck = Callable[[Session, dict | None, dict[str, Any], str | None], dict[str, str]]
+# (session, form schema, submitted data, the instance's branch, now) -> per-field messages
+FormCheck = Callable[[Session, dict | None, dict[str, Any], str | None, datetime], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -91,12 +91,12 @@ def register_form_check(check: FormCheck) -> None:
 
 
 def check_form(
-    session: Session, schema: dict | None, data: dict[str, Any], branch: str | None
+    session: Session, schema: dict | None, data: dict[str, Any], branch: str | None, now: datetime
 ) -> dict[str, str]:
     """Per-field messages of every registered form check (the first message per field wins)."""
     errors: dict[str, str] = {}
     for check in _form_checks:
-        for name, message in check(session, schema, data, branch).items():
+        for name, message in check(session, schema, data, branch, now).items():
             errors.setdefault(name, message)
     return errors
 

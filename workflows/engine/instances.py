@@ -10,7 +10,7 @@ rolls back and never saves it. Functions here never commit.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -40,6 +40,7 @@ class Loaded:
     tasks_before: dict[str, tasks.TaskView]
     timers_before: timers.TimerState
     completed_now: bool = False  # set by `save` when this step finished the workflow
+    cancelled: list[tasks.TaskView] = field(default_factory=list)  # open tasks this step withdrew
 
 
 # The step path reads and writes the instance row with prepared Core statements (workflows/prepared.py):
@@ -103,7 +104,9 @@ def _run_later(work: list) -> None:
         item()
 
 
-def _checked(session: Session, schema: dict | None, data: Any, branch: str | None) -> dict[str, Any]:
+def _checked(
+    session: Session, schema: dict | None, data: Any, branch: str | None, now: datetime
+) -> dict[str, Any]:
     """Form data that satisfies its schema and the domain's checks (`extensions.check_form`), or FormInvalid.
 
     Both kinds of problem are reported together, so a form comes back with every message at once.
@@ -113,7 +116,7 @@ def _checked(session: Session, schema: dict | None, data: Any, branch: str | Non
     except FormInvalid as exc:
         submitted, errors = data, dict(exc.errors)
     if isinstance(submitted, dict):
-        for name, message in extensions.check_form(session, schema, submitted, branch).items():
+        for name, message in extensions.check_form(session, schema, submitted, branch, now).items():
             errors.setdefault(name, message)
     if errors:
         raise FormInvalid(errors)
@@ -136,7 +139,7 @@ def start(
     deployed = specs.as_deployed(version)
     schema = deployed.form_schema(start_form(deployed))
     if data is not None and schema is not None:  # even {}: a start form given empty is still checked
-        _checked(session, schema, data, data.get("branch") if isinstance(data, dict) else None)
+        _checked(session, schema, data, data.get("branch") if isinstance(data, dict) else None, clock.now())
     elif data is not None and not isinstance(data, dict):
         raise InvalidInput("启动数据应为 JSON 对象")
     now = clock.now()
@@ -226,6 +229,8 @@ def save(
             raise Conflict("该流程已被他人同时修改，请刷新后重试")
         row.version += 1
     tasks.sync(session, row, loaded.tasks_before, after_tasks, now=now, completed=completed)
+    gone = loaded.tasks_before.keys() - after_tasks.keys() - (completed or {}).keys()
+    loaded.cancelled = [loaded.tasks_before[task_id] for task_id in sorted(gone)]
     projections = extensions.projections(row.process_id)
     if projections:
         open_steps = {view.bpmn_id for view in after_tasks.values()}
@@ -264,6 +269,21 @@ def _audit_fired_timers(
             data={"timer": timer.name, "due_at": timer.due_at.isoformat() if timer.due_at else None},
         )
     return len(fired)
+
+
+def _audit_cancelled(session: Session, loaded: Loaded, actor: str, now: datetime) -> None:
+    """Audit each open task the step withdrew (an interrupting event, a terminate end)."""
+    for view in loaded.cancelled:
+        record(
+            session,
+            loaded,
+            "task.cancelled",
+            actor,
+            now,
+            task_id=view.id,
+            bpmn_id=view.bpmn_id,
+            data={"title": view.title},
+        )
 
 
 def _audit_if_finished(session: Session, loaded: Loaded, actor: str, now: datetime) -> None:
@@ -321,8 +341,8 @@ def complete_task(
     if task is None or task.state != TaskState.READY or not task.task_spec.manual:
         raise Conflict(f"任务“{title}”当前不可办理（可能已被他人办理）")
     schema = loaded.spec.form_schema(tasks.form_filename(task))
-    submitted = _checked(session, schema, data if data is not None else {}, loaded.row.branch)
     now = clock.now()
+    submitted = _checked(session, schema, data if data is not None else {}, loaded.row.branch, now)
     task.data.update(submitted)
 
     def step():
@@ -345,6 +365,7 @@ def complete_task(
         bpmn_id=found["task_bpmn_id"],
         data={"title": title, "data": submitted},
     )
+    _audit_cancelled(session, loaded, actor, now)
     _audit_fired_timers(session, loaded, after, now)
     _run_later(later)
     _audit_if_finished(session, loaded, actor, now)
@@ -366,6 +387,7 @@ def fire_due_timers(
 
     later = advance(session, loaded.row, clock, actor, step)
     fired = _audit_fired_timers(session, loaded, save(session, loaded, now), now, actor)
+    _audit_cancelled(session, loaded, actor, now)
     _run_later(later)
     _audit_if_finished(session, loaded, actor, now)
     return fired

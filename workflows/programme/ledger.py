@@ -18,13 +18,16 @@ from sqlalchemy import Date, Integer, Select, String, Text, bindparam, insert, s
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from workflows.engine.clock import LOCAL_TZ, end_of_day
-from workflows.engine.models import Base, UTCDateTime
+from workflows.engine.errors import EngineError
+from workflows.engine.models import Base, TaskRecord, UTCDateTime
 from workflows.engine.prepared import Prepared
 
 PROCESS_ID = "rectification"
 STATUS_BY_STEP = {"register": "待分派", "assign": "待分派", "fix": "整改中", "signoff": "待验收"}
 CLOSED = "已销号"
 STATUSES = ("待分派", "整改中", "待验收", CLOSED)
+# Supervision runs beside the main steps once the ladder reaches it; the ledger marks the item meanwhile.
+SUPERVISION = {"supervise": "督办中", "interview": "待约谈"}
 
 
 class Rectification(Base):
@@ -66,16 +69,24 @@ def _latest_data(workflow) -> dict[str, Any]:
     return task.data
 
 
+def status_of(completed: bool, open_steps: set[str]) -> str:
+    """The item's status from where its process stands; a position the ledger does not know is an error.
+
+    Exactly one of the main steps is open while the item runs; 督办/约谈 run beside it (see `SUPERVISION`).
+    """
+    if completed:
+        return CLOSED
+    main = [STATUS_BY_STEP[step] for step in ("signoff", "fix", "assign", "register") if step in open_steps]
+    unknown = open_steps - STATUS_BY_STEP.keys() - SUPERVISION.keys()
+    if unknown or len(main) != 1:
+        raise EngineError(f"整改台账无法识别流程的当前位置：{sorted(open_steps) or '没有待办步骤'}")
+    return main[0]
+
+
 def project(session: Session, row, workflow, open_steps: set[str], now: datetime) -> None:
     """Rewrite an item's ledger row from its workflow (called with every save of a rectification)."""
     data = _latest_data(workflow)
-    status = (
-        CLOSED
-        if row.status == "completed"
-        else next(
-            (STATUS_BY_STEP[s] for s in ("signoff", "fix", "assign", "register") if s in open_steps), "待分派"
-        )
-    )
+    status = status_of(row.status == "completed", open_steps)
     deadline = data.get("deadline")
     signoffs = sum(
         1
@@ -98,10 +109,11 @@ def project(session: Session, row, workflow, open_steps: set[str], now: datetime
 
 @dataclass(frozen=True)
 class LedgerRow:
-    """A ledger row with its overdue flag as of now."""
+    """A ledger row with its overdue flag as of now, and its supervision marker (督办中 / 待约谈)."""
 
     item: Rectification
     overdue: bool
+    supervision: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The row as the API returns it."""
@@ -116,6 +128,7 @@ class LedgerRow:
             "responsible": item.responsible,
             "deadline": item.deadline.isoformat() if item.deadline else None,
             "status": item.status,
+            "supervision": self.supervision,
             "overdue": self.overdue,
             "rounds": item.rounds,
             "created_at": item.created_at.isoformat(),
@@ -137,7 +150,7 @@ def rows(
     Filters: `branch`, `status`, `overdue` (see `each_row`).
     """
     query = _ledger(branches, now, **filters).limit(limit).offset(offset)
-    return [_with_flag(item, now) for item in session.scalars(query)]
+    return _with_flags(session, list(session.scalars(query)), now)
 
 
 def each_row(
@@ -145,8 +158,8 @@ def each_row(
 ) -> Iterator[LedgerRow]:
     """Every ledger row a reader may see, newest first, read from the database in batches (for exports)."""
     query = _ledger(branches, now, **filters).execution_options(yield_per=500)
-    for item in session.scalars(query):
-        yield _with_flag(item, now)
+    for batch in session.scalars(query).partitions(500):
+        yield from _with_flags(session, batch, now)
 
 
 def _ledger(
@@ -164,12 +177,26 @@ def _ledger(
         query = query.where(Rectification.branch == branch)
     if status:
         query = query.where(Rectification.status == status)
-    if overdue:  # the same rule as `_with_flag`: open, and past the midnight that ends its deadline day
+    if overdue:  # the same rule as `_with_flags`: open, and past the midnight that ends its deadline day
         today = now.astimezone(LOCAL_TZ).date()
         query = query.where(Rectification.status != CLOSED, Rectification.deadline < today)
     return query.order_by(Rectification.created_at.desc(), Rectification.instance_id.desc())
 
 
-def _with_flag(item: Rectification, now: datetime) -> LedgerRow:
-    overdue = item.status != CLOSED and item.deadline is not None and end_of_day(item.deadline) <= now
-    return LedgerRow(item, overdue)
+def _with_flags(session: Session, items: list[Rectification], now: datetime) -> list[LedgerRow]:
+    """Overdue flags, and the supervision markers read from the open 督办/约谈 tasks of these items."""
+    marks: dict[int, list[str]] = {}
+    if items:
+        open_supervision = select(TaskRecord.instance_id, TaskRecord.bpmn_id).where(
+            TaskRecord.status == "open",
+            TaskRecord.bpmn_id.in_(SUPERVISION),
+            TaskRecord.instance_id.in_([item.instance_id for item in items]),
+        )
+        for instance_id, step in session.execute(open_supervision):
+            marks.setdefault(instance_id, []).append(SUPERVISION[step])
+    rows = []
+    for item in items:
+        overdue = item.status != CLOSED and item.deadline is not None and end_of_day(item.deadline) <= now
+        mark = "、".join(sorted(set(marks.get(item.instance_id, [])), key=list(SUPERVISION.values()).index))
+        rows.append(LedgerRow(item, overdue, mark or None))
+    return rows

@@ -42,8 +42,12 @@ def test_nested_and_typed_fields():
 def test_conditional_requirement():
     signoff = schema("rectification-signoff")
     assert forms.form_errors(signoff, {"approved": True}) == {}
-    assert forms.form_errors(signoff, {"approved": False}) == {"comment": "请填写“验收意见”"}
-    assert forms.form_errors(signoff, {"approved": False, "comment": ""}) == {"comment": "不能为空"}
+    assert forms.form_errors(signoff, {"approved": False}) == {
+        "comment": "请填写“验收意见”",
+        "deadline": "请填写“新的整改时限”",
+    }
+    rejected = {"approved": False, "comment": "", "deadline": "2026-12-10"}
+    assert forms.form_errors(signoff, rejected) == {"comment": "不能为空"}
     assert forms.form_errors(signoff, {"approved": "yes"}) == {"approved": "应填写“是”或“否”"}
 
 

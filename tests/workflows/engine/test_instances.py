@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from tests.support import ASSIGNED, FIXED, REGISTERED, Driver
-from workflows.engine.clock import LOCAL_TZ
+from workflows.engine.clock import LOCAL_TZ, end_of_day
 from workflows.engine.errors import Conflict, FormInvalid
 
 DEADLINE_END = datetime(2026, 12, 1, 0, 0, tzinfo=LOCAL_TZ)  # deadline 2026-11-30, a working day
@@ -74,16 +74,16 @@ def test_rejected_twice_then_accepted(driver):
     for round_no in (1, 2):
         driver.complete(fix_id, {**FIXED, "done": f"第{round_no}次整改"}, actor="zhangsan")
         signoff = driver.only_task(iid)
-        with pytest.raises(FormInvalid) as err:  # rejecting needs a reason
+        with pytest.raises(FormInvalid) as err:  # rejecting needs a reason and a new deadline
             driver.complete(signoff.id, {"approved": False}, actor="office1")
-        assert err.value.errors == {"comment": "请填写“验收意见”"}
-        driver.complete(
-            signoff.id, {"approved": False, "comment": f"第{round_no}次退回：佐证不足"}, actor="office1"
-        )
+        assert err.value.errors == {"comment": "请填写“验收意见”", "deadline": "请填写“新的整改时限”"}
+        new_deadline = ("2026-12-10", "2026-12-18")[round_no - 1]  # working days (Thursday, Friday)
+        rejection = {"approved": False, "comment": f"第{round_no}次退回：佐证不足", "deadline": new_deadline}
+        driver.complete(signoff.id, rejection, actor="office1")
         fix = driver.only_task(iid)
         assert fix.bpmn_id == "fix" and fix.id not in seen_fix_ids
         assert driver.task_data(fix.id)["comment"] == f"第{round_no}次退回：佐证不足"
-        assert fix.due_at == DEADLINE_END and fix.escalation_level == 0
+        assert fix.due_at == end_of_day(new_deadline) and fix.escalation_level == 0
         assert_index_matches(driver, iid)
         seen_fix_ids.add(fix.id)
         fix_id = fix.id
@@ -120,20 +120,23 @@ def test_deadline_missed(driver):
         ("system:timer", "fix_deadline", True),
     ]
     assert fired[-1].occurred_at == driver.clock.now()
-    # Fixed late, rejected: the new 整改落实 is overdue from the moment it opens.
+    # Fixed late and rejected: the rejection must give a new deadline after today, and the ladder
+    # restarts for it; the passed deadline is never re-armed (nothing fires at once).
     driver.complete(fix_id, FIXED, actor="zhangsan")
     assert driver.instance(iid).next_due_at is None  # the ladder left with the fix task
-    driver.complete(driver.only_task(iid).id, {"approved": False, "comment": "逾期且不完整"}, actor="office1")
-    again = driver.only_task(iid)
-    assert again.bpmn_id == "fix" and again.escalation_level == 2
-    assert len([e for e in driver.events(iid) if e.action == "timer.fired"]) == 4
-    assert_index_matches(driver, iid)
-    # A new deadline given with the rejection restarts the ladder.
-    driver.complete(again.id, FIXED, actor="zhangsan")
-    retry = {"approved": False, "comment": "再次退回", "deadline": "2026-12-31"}
-    driver.complete(driver.only_task(iid).id, retry, actor="office1")
+    signoff = driver.only_task(iid)
+    for stale in (None, "2026-11-30", "2026-12-01"):  # none, the passed one, today
+        rejection = {"approved": False, "comment": "逾期且不完整", **({"deadline": stale} if stale else {})}
+        with pytest.raises(FormInvalid) as err:
+            driver.complete(signoff.id, rejection, actor="office1")
+        assert set(err.value.errors) == {"deadline"}, stale
+    retry = {"approved": False, "comment": "逾期且不完整", "deadline": "2026-12-31"}
+    driver.complete(signoff.id, retry, actor="office1")
     third = driver.only_task(iid)
     assert (third.escalation_level, third.due_at) == (0, datetime(2027, 1, 1, tzinfo=LOCAL_TZ))
+    assert driver.tick() == 0
+    assert len([e for e in driver.events(iid) if e.action == "timer.fired"]) == 2
+    assert_index_matches(driver, iid)
     driver.complete(third.id, FIXED, actor="zhangsan")
     driver.complete(driver.only_task(iid).id, {"approved": True}, actor="office1")
     assert driver.instance(iid).status == "completed"

@@ -50,7 +50,9 @@ def test_instance_finishes_on_the_version_it_started_with(mode, db_url, factory,
 
     assert driver.only_task(old).title == "整改落实"
     driver.complete(driver.only_task(old).id, FIXED)
-    driver.complete(driver.only_task(old).id, {"approved": False, "comment": "重做"})
+    driver.complete(
+        driver.only_task(old).id, {"approved": False, "comment": "重做", "deadline": "2026-12-10"}
+    )
     assert driver.only_task(old).title == "整改落实"  # the loop comes back to version 1's task
     new = driver.start(REGISTERED)
     driver.complete(driver.only_task(new).id, ASSIGNED)

@@ -30,6 +30,20 @@ INVALID = {
 # The ladder of 整改落实 for ASSIGNED's deadline (2026-11-30): reminder, deadline, supervision, interview.
 LADDER = [datetime(2026, 11, 26, tzinfo=LOCAL_TZ), datetime(2026, 12, 1, tzinfo=LOCAL_TZ)]
 LADDER += [datetime(2026, 12, 8, tzinfo=LOCAL_TZ), datetime(2026, 12, 15, tzinfo=LOCAL_TZ)]
+# A deadline must lie after today: once the walk has passed 2026-11-29, assignments and rejections
+# give 2027-01-29 (a Friday; 2027 is Monday-Friday until its calendar is loaded), whose ladder is this.
+LATER = "2027-01-29"
+LADDERS = {
+    ASSIGNED["deadline"]: LADDER,
+    LATER: [datetime(2027, 1, 27, tzinfo=LOCAL_TZ), datetime(2027, 1, 30, tzinfo=LOCAL_TZ)]
+    + [datetime(2027, 2, 6, tzinfo=LOCAL_TZ), datetime(2027, 2, 13, tzinfo=LOCAL_TZ)],
+}
+
+
+def deadline_for(now: datetime) -> str:
+    """The deadline a valid assignment or rejection gives at `now`: the scenario's, while it is ahead."""
+    return ASSIGNED["deadline"] if now < datetime(2026, 11, 30, tzinfo=LOCAL_TZ) else LATER
+
 
 moves = st.lists(
     st.one_of(
@@ -78,6 +92,8 @@ def test_random_walk_keeps_indexes_true(mode, db_url, deployed, clock, registere
         elif move == "complete":
             task = current[0]
             data = VALID.get(task.bpmn_id) or {"approved": arg, "comment": "意见"}
+            if task.bpmn_id == "assign" or (task.bpmn_id == "signoff" and not arg):
+                data = {**data, "deadline": deadline_for(driver.clock.now())}
             driver.complete(task.id, data)
             done.append(task.id)
         elif move == "invalid":
@@ -89,6 +105,8 @@ def test_random_walk_keeps_indexes_true(mode, db_url, deployed, clock, registere
         assert_indexes_hold(driver, iid)
     if driver.instance(iid).status == "completed":
         assert driver.open_tasks(iid) == [] and driver.instance(iid).next_due_at is None
-    reached = len([at for at in LADDER if at < driver.clock.now()])  # Spiff fires strictly after
-    assert all(t.escalation_level == reached for t in driver.open_tasks(iid) if t.bpmn_id == "fix")
+    for fix in (t for t in driver.open_tasks(iid) if t.bpmn_id == "fix"):
+        ladder = LADDERS[driver.task_data(fix.id)["deadline"]]
+        reached = len([at for at in ladder if at < driver.clock.now()])  # Spiff fires strictly after
+        assert fix.escalation_level == reached
     driver.close()
