@@ -11,7 +11,7 @@ from workflows.deadlines import notify
 from workflows.engine import instances
 from workflows.engine.clock import LOCAL_TZ
 from workflows.engine.errors import Forbidden, FormInvalid, InvalidInput, ZhibuError
-from workflows.programme import actions, dashboard, evidence, inbox, overview
+from workflows.programme import actions, dashboard, evidence, inbox, items, overview
 
 bp = Blueprint("tasks", __name__)
 VIEWS = {"todo": "待办", "overdue": "已逾期", "watching": "只读关注", "done": "已办"}
@@ -109,6 +109,7 @@ def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None 
                 rows = formdata.parse(details["schema"], posted).get(item.name, [])
                 shown[item.name] = rows + [{} for _ in range(formdata.BLANK_ROWS)]
     allowed = actions.permissions(db(), current_user().username, record)
+    whole = items.item(db(), record.instance_id) if record.process_id == items.PROCESS_ID else None
     takes_files = "evidence" in ((details["schema"] or {}).get("properties") or {})
     return (
         render_template(
@@ -120,6 +121,7 @@ def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None 
             may_reassign=allowed.reassign,
             takes_files=takes_files,
             task=record,
+            item=whole,
             details=details,
             fields=formdata.fields(details["schema"]),
             values=shown,
@@ -211,10 +213,12 @@ def download(file_id: int):
         actions.visible_task(db(), current_user().username, item.task_id)
     except ZhibuError as exc:
         abort(status_of(exc), exc.message)
+    # Pictures may be shown in the page (thumbnails of evidence); everything else is a download.
+    inline = request.args.get("inline") == "1" and item.mimetype in ("image/png", "image/jpeg")
     response = send_file(
         evidence.content_path(item, evidence.store_root()).resolve(),
         mimetype=item.mimetype,
-        as_attachment=True,
+        as_attachment=not inline,
         download_name=item.name,
     )
     response.headers["X-Content-Type-Options"] = "nosniff"

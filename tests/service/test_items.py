@@ -1,0 +1,123 @@
+"""A rectification item through every step as its people see it: the ledger right after each step, and
+the signer's page showing every fix round with its evidence."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.support import seed_neighbours
+from workflows.engine.db import transaction
+from workflows.engine.models import ProcessInstance
+from workflows.programme import items
+
+from .test_app import app_for, signed_in
+from .test_evidence import PDF, upload
+from .test_web import csrf_of
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PASSWORD = "Zhibu-test-2026"
+
+
+@pytest.fixture
+def site(db_url, deployed, clock, tmp_path, monkeypatch):
+    monkeypatch.setenv("ZHIBU_EVIDENCE_DIR", str(tmp_path / "store"))
+    with transaction(deployed) as session:
+        seed_neighbours(session, clock.now())
+    return app_for(db_url, clock)
+
+
+def _api(app, username):
+    client = app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD}).get_json()
+    return client, {"Authorization": f"Bearer {token['token']}"}
+
+
+def _ledger(app, iid) -> tuple[str, str | None]:
+    client, bearer = _api(app, "office1")
+    [row] = [
+        r for r in client.get("/api/v1/rectifications", headers=bearer).get_json()["items"] if r["id"] == iid
+    ]
+    return row["status"], row["supervision"]
+
+
+def _open(app, username, bpmn_id) -> str:
+    client, bearer = _api(app, username)
+    [task] = [
+        t for t in client.get("/api/v1/tasks", headers=bearer).get_json()["items"] if t["bpmn_id"] == bpmn_id
+    ]
+    return task["id"]
+
+
+def _submit(client, task_id, form):
+    token = csrf_of(client.get(f"/tasks/{task_id}").get_data(as_text=True))
+    return client.post(f"/tasks/{task_id}", data={"csrf_token": token, **form})
+
+
+def test_an_item_from_registration_to_sign_off(site, deployed):
+    office, bearer = _api(site, "office1")
+    problem = {"source": "督查抽查", "branch": "一支部", "title": "公开栏未更新", "description": "半年未更新"}
+    iid = office.post("/api/v1/rectifications", json=problem, headers=bearer).get_json()["id"]
+    assert _ledger(site, iid) == ("待分派", None)
+
+    secretary = signed_in(site.test_client(), "secretary1")
+    page = secretary.get(f"/tasks/{_open(site, 'secretary1', 'assign')}").get_data(as_text=True)
+    assert "公开栏未更新" in page and "半年未更新" in page and "督查抽查" in page  # the problem, on 明确责任
+    assign = {"responsible": "zhangsan", "measures": "每月更新公开栏", "deadline": "2026-12-10"}
+    assert _submit(secretary, _open(site, "secretary1", "assign"), assign).status_code == 302
+    assert _ledger(site, iid) == ("整改中", None)
+
+    member = signed_in(site.test_client(), "zhangsan")
+    fix_id = _open(site, "zhangsan", "fix")
+    page = member.get(f"/tasks/{fix_id}").get_data(as_text=True)
+    assert "每月更新公开栏" in page and "2026-12-10 当天24时前" in page  # the measures, on 整改落实
+    upload(member, fix_id, [("公开栏照片.png", PNG), ("更新记录.pdf", PDF)])
+    assert (
+        _submit(
+            member, fix_id, {"done": "已更新公开栏并建立月度检查", "evidence": "公开栏照片（现场）"}
+        ).status_code
+        == 302
+    )
+    assert _ledger(site, iid) == ("待验收", None)
+
+    signer = signed_in(site.test_client(), "office1")
+    signoff_id = _open(site, "office1", "signoff")
+    page = signer.get(f"/tasks/{signoff_id}").get_data(as_text=True)
+    latest = page.split("第 1 次整改", 1)[1]
+    assert "已更新公开栏并建立月度检查" in latest and "待您验收" in page
+    assert '<img src="/files/' in latest and "公开栏照片.png" in latest and "更新记录.pdf" in latest
+    assert page.index("第 1 次整改") < page.index('name="approved"')  # the fix above the decision
+    image = int(re.search(r'<img src="/files/(\d+)\?inline=1"', page).group(1))
+    shown = signer.get(f"/files/{image}?inline=1")
+    assert shown.status_code == 200 and "attachment" not in shown.headers["Content-Disposition"]
+    reject = {"approved": "false", "comment": "照片不清晰", "deadline": "2026-12-18"}
+    assert _submit(signer, signoff_id, reject).status_code == 302
+    assert _ledger(site, iid) == ("整改中", None)
+
+    fix_id = _open(site, "zhangsan", "fix")
+    page = member.get(f"/tasks/{fix_id}").get_data(as_text=True)
+    assert "照片不清晰" in page and "2026-12-18" in page  # the rejection and the new deadline, on the fix
+    upload(member, fix_id, [("公开栏照片-清晰.png", PNG)])
+    assert _submit(member, fix_id, {"done": "重新拍摄"}).status_code == 302
+
+    signoff_id = _open(site, "office1", "signoff")
+    page = signer.get(f"/tasks/{signoff_id}").get_data(as_text=True)
+    for text in (
+        "第 2 次整改",
+        "重新拍摄",
+        "公开栏照片-清晰.png",
+        "第 1 次整改",
+        "公开栏照片.png",
+        "更新记录.pdf",
+    ):
+        assert text in page, text
+    assert page.count('<img src="/files/') == 2
+    assert _submit(signer, signoff_id, {"approved": "true", "comment": "合格"}).status_code == 302
+    assert _ledger(site, iid) == ("已销号", None)
+    with deployed() as session:
+        assert session.get(ProcessInstance, iid).status == "completed"
+        whole = items.item(session, iid)
+    assert [r.verdict.approved for r in whole.rounds] == [False, True]
+    assert [len(r.files) for r in whole.rounds] == [2, 1] and whole.deadline == "2026-12-18"
+    assert whole.next_steps == []
