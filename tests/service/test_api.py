@@ -144,7 +144,7 @@ def test_a_rectification_through_the_api(api, db_url):
     assert api("GET", "/rectifications?branch=一支部", "leader1").get_json()["total"] == 1
 
     trail = api("GET", f"/audit?instance_id={body['instance_id']}", "inspector1").get_json()["items"]
-    assert [e["action"] for e in trail] == ["instance.started", "task.completed"]
+    assert [e["action"] for e in trail] == ["instance.started", "task.completed", "notification.sent"]
     assert trail[1]["actor"] == "secretary1" and trail[1]["data"]["data"]["responsible"] == "zhangsan"
     assert api("GET", f"/audit?instance_id={body['instance_id']}", "secretary2").get_json()["total"] == 0
     assert api("GET", "/audit/verify", "inspector1").get_json()["ok"] is True

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from tests.support import seed_neighbours
+from workflows.deadlines import notify
 from workflows.engine.db import transaction
 from workflows.engine.models import ProcessInstance
 from workflows.programme import items
@@ -121,3 +122,16 @@ def test_an_item_from_registration_to_sign_off(site, deployed):
     assert [r.verdict.approved for r in whole.rounds] == [False, True]
     assert [len(r.files) for r in whole.rounds] == [2, 1] and whole.deadline == "2026-12-18"
     assert whole.next_steps == []
+    with deployed() as session:
+        told = {
+            u: [(n.title, n.body) for n in notify.inbox(session, u) if n.kind == "rectification"]
+            for u in ("zhangsan", "secretary1")
+        }
+    assert [title for title, _ in reversed(told["zhangsan"])] == [
+        "【整改任务】公开栏未更新",
+        "【整改退回】公开栏未更新",
+        "【已销号】公开栏未更新",
+    ]
+    rejected = told["zhangsan"][1][1]
+    assert "照片不清晰" in rejected and "2026-12-18 当天24时前" in rejected
+    assert [title for title, _ in told["secretary1"]] == ["【已销号】公开栏未更新"]

@@ -105,13 +105,14 @@ def test_bell_counts_unread_notifications(db_url, deployed, clock):
     driver.complete(
         driver.only_task(iid).id, {"responsible": "zhangsan", "measures": "补齐", "deadline": "2026-11-26"}
     )
-    driver.close()  # the reminder level was already past: zhangsan has been notified
+    driver.close()  # assigned, and the reminder level was already past: zhangsan has been told twice
     client = signed_in(app_for(db_url, clock).test_client(), "zhangsan")
     page = client.get("/notifications").get_data(as_text=True)
-    assert 'class="badge level">1</span>' in page and "【到期提醒】支委会记录不全" in page
+    assert 'class="badge level">2</span>' in page and "【到期提醒】支委会记录不全" in page
+    assert "【整改任务】支委会记录不全" in page
     client.post("/notifications/read", data={"csrf_token": csrf_of(page)})
     page = client.get("/notifications").get_data(as_text=True)
-    assert 'class="badge level">1</span>' not in page and "未读" not in page
+    assert 'class="badge level">' not in page and "未读" not in page
 
 
 def test_trail_and_ledger_page_through_long_lists(db_url, deployed, clock):

@@ -11,6 +11,7 @@ from typing import Any
 
 from workflows.deadlines import calendar, escalation, notify
 from workflows.engine.spiff import current_step
+from workflows.programme import org
 
 
 def workday_deadline(deadline: str, offset: int = 0) -> str:
@@ -74,5 +75,56 @@ def escalate(
     return {"level": level, "name": entry["name"], "notified": people}
 
 
+_ITEM_NEWS = {
+    "assigned": (
+        "【整改任务】{subject}",
+        "您是“{subject}”的整改责任人。整改措施：{measures}。整改时限：{deadline} 当天24时前。",
+    ),
+    "rejected": (
+        "【整改退回】{subject}",
+        "“{subject}”验收未通过：{comment}。请重新整改，新的整改时限：{deadline} 当天24时前。",
+    ),
+    "closed": ("【已销号】{subject}", "“{subject}”已验收通过并销号。"),
+}
+
+
+def notify_item(
+    kind: str,
+    responsible: str | None,
+    measures: str | None = None,
+    deadline: str | None = None,
+    comment: str | None = None,
+) -> dict[str, Any]:
+    """Tell the people of a rectification item what just happened to it: its responsible person when
+    assigned, rejected and signed off, and the branch's secretary too when it is signed off."""
+    step = current_step()
+    instance = step.instance
+    people = [responsible] if responsible else []
+    if kind == "closed" and instance.branch:
+        people += org.people_of(step.session, instance.branch, ("secretary",))
+    people = list(dict.fromkeys(people))
+    subject = instance.title or instance.process_id
+    title, body = (
+        text.format(subject=subject, measures=measures, deadline=deadline, comment=comment)
+        for text in _ITEM_NEWS[kind]
+    )
+
+    def tell() -> None:
+        notify.send(
+            step.session,
+            people,
+            kind="rectification",
+            title=title,
+            body=body,
+            now=step.clock.now(),
+            actor="system:rectification",
+            instance_id=instance.id,
+            branch=instance.branch,
+        )
+
+    step.later(tell)
+    return {"kind": kind, "notified": people}
+
+
 # What the diagrams may call; registered with the engine by `workflows.plugins`.
-FUNCTIONS = (workday_deadline, escalation_at, escalate)
+FUNCTIONS = (workday_deadline, escalation_at, escalate, notify_item)

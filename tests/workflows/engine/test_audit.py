@@ -50,11 +50,13 @@ def test_every_step_is_an_event_with_actor_time_instance_task_and_data(trail):
         "org.role_granted",
         "instance.started",
         "task.completed",
+        "notification.sent",  # the responsible person is told of the assignment
         "timer.fired",
         "notification.sent",  # what the timer caused follows it
         "task.completed",
     ]
-    started, assigned, fired, notified, fixed = events[DEPLOYED + 4 :]
+    started, assigned, told, fired, notified, fixed = events[DEPLOYED + 4 :]
+    assert told.actor == "system:rectification" and '"to":["zhangsan"]' in told.data
     assert notified.actor == "system:escalation" and '"to":["zhangsan"]' in notified.data
     assert started.actor == "office1" and started.instance_id is not None
     assert '"title":"支委会记录不全"' in started.data
@@ -63,7 +65,7 @@ def test_every_step_is_an_event_with_actor_time_instance_task_and_data(trail):
     assert fired.actor == "system:timer" and fired.bpmn_id == "fix_remind"
     assert fixed.occurred_at == driver.clock.now()
     result = driver.verify()
-    assert result.ok and result.events == DEPLOYED + 9
+    assert result.ok and result.events == DEPLOYED + 10
 
 
 def test_edit_is_detected(trail):
@@ -139,7 +141,7 @@ def test_untouched_chain_verifies_after_many_writers(trail):
     for _ in range(3):
         driver.start(REGISTERED)
     result = verify(factory)
-    assert result.ok and result.events == DEPLOYED + 12
+    assert result.ok and result.events == DEPLOYED + 13
 
 
 def _append(factory, clock, action: str, *, commit: bool = True) -> int:
@@ -186,5 +188,5 @@ def test_every_event_comes_in_chain_order_and_pages_agree(trail):
         ]
         branch = [e.seq for e in audit.each_event(s, branches=None, branch="一支部", actor="system:timer")]
         hidden = list(audit.each_event(s, branches=frozenset({"二支部"})))
-    assert everything == paged == list(range(1, DEPLOYED + 10))
+    assert everything == paged == list(range(1, DEPLOYED + 11))
     assert len(branch) == 1 and hidden == []

@@ -61,8 +61,10 @@ def test_accepted_first_time(driver):
     assert actions == [
         ("instance.started", "tester", "rectification"),
         ("task.completed", "secretary1", "assign"),
+        ("notification.sent", "system:rectification", None),  # the responsible person: assigned
         ("task.completed", "zhangsan", "fix"),
         ("task.completed", "office1", "signoff"),
+        ("notification.sent", "system:rectification", None),  # responsible and secretary: signed off
         ("instance.completed", "office1", "rectification"),
     ]
     assert driver.verify().ok
