@@ -19,7 +19,7 @@ from service.web import clock, commit, db, status_of
 from workflows.engine import audit, instances
 from workflows.engine.errors import FormInvalid, ZhibuError
 from workflows.engine.models import AuditEvent, TaskRecord
-from workflows.programme import actions, credentials, inbox, ledger, org
+from workflows.programme import actions, credentials, inbox, items, ledger, org
 
 bp = Blueprint("api", __name__)
 
@@ -64,8 +64,8 @@ def _unknown_fields(body: dict[str, Any], known: set[str]):
     return jsonify(errors={name: "不认识的字段" for name in unknown}), 400
 
 
-def task_json(task: TaskRecord, now) -> dict[str, Any]:
-    """A task as the API shows it."""
+def task_json(task: TaskRecord, now, can_complete: bool = False) -> dict[str, Any]:
+    """A task as the API shows it; `can_complete` says whether the caller may complete it now."""
     return {
         "id": task.id,
         "instance_id": task.instance_id,
@@ -81,6 +81,7 @@ def task_json(task: TaskRecord, now) -> dict[str, Any]:
         "escalation_level": task.escalation_level,
         "status": task.status,
         "assignee": task.assignee,
+        "can_complete": can_complete,
     }
 
 
@@ -112,17 +113,37 @@ def revoke_token():
     return "", 204
 
 
+VIEWS = {"todo": "todo", "watch": "watching", "done": "done"}
+
+
 @bp.get("/tasks")
 @token_required
 def list_tasks():
+    view = request.args.get("view")
+    now = clock().now()
+    limit = int_arg("limit", 200 if view else 1000, low=1, high=1000)
+    offset = int_arg("offset", 0, low=0, high=1_000_000)
+    if view is not None:  # the inbox's tabs: 待办, 只读关注, 已办
+        if view not in VIEWS:
+            return jsonify(errors={"view": "应为 todo、watch 或 done"}), 400
+        listing = inbox.search(
+            db(),
+            g.api_user,
+            view=VIEWS[view],
+            now=now,
+            limit=limit,
+            offset=offset,
+        )
+        items = [task_json(task, now, may_act) for task, may_act in listing.rows]
+        return jsonify(items=items, total=listing.total)
     status = request.args.get("status", "open")
     if status not in ("open", "completed"):
         return jsonify(errors={"status": "应为 open 或 completed"}), 400
     who = inbox.person(db(), g.api_user)
     query = TaskRecord.status == "open" if status == "open" else TaskRecord.status != "open"
-    rows = inbox.visible_tasks(db(), who, query)
-    now = clock().now()
-    return jsonify(items=[task_json(t, now) for t in rows], total=len(rows))
+    rows = inbox.visible_tasks(db(), who, query, limit=limit, offset=offset)
+    acting = inbox.actionable_ids(db(), who, [t.id for t in rows])
+    return jsonify(items=[task_json(t, now, t.id in acting) for t in rows], total=len(rows))
 
 
 @bp.get("/tasks/<task_id>")
@@ -130,7 +151,10 @@ def list_tasks():
 def get_task(task_id: str):
     record = actions.visible_task(db(), g.api_user, task_id)
     details = instances.task_details(db(), record)
-    return jsonify({**task_json(record, clock().now()), "schema": details["schema"], "data": details["data"]})
+    may = inbox.can_act(db(), g.api_user, task_id)
+    return jsonify(
+        {**task_json(record, clock().now(), may), "schema": details["schema"], "data": details["data"]}
+    )
 
 
 @bp.post("/tasks/<task_id>/complete")
@@ -174,6 +198,60 @@ def list_rectifications():
         limit=5000,
     )
     return jsonify(items=[r.as_json() for r in rows], total=len(rows))
+
+
+@bp.get("/rectifications/<int:instance_id>")
+@token_required
+def get_rectification(instance_id: int):
+    whole = actions.readable_item(db(), g.api_user, instance_id)
+    return jsonify(item_json(whole))
+
+
+def item_json(whole: items.Item) -> dict[str, Any]:
+    """A rectification item, whole, as the API shows it (the same as every task page of it shows)."""
+    when = lambda t: t.isoformat() if t else None  # noqa: E731
+    row = whole.row
+    return {
+        "id": whole.instance_id,
+        "status": row.status if row else None,
+        "supervision": whole.supervision,
+        "problem": {k: whole.problem.get(k) for k in openapi.REGISTER_FIELDS},
+        "registered_by": whole.registered_by,
+        "registered_at": when(whole.registered_at),
+        "responsible": whole.responsible,
+        "measures": whole.measures,
+        "deadline": whole.deadline,
+        "assigned_by": whole.assigned_by,
+        "assigned_at": when(whole.assigned_at),
+        "rounds": [
+            {
+                "number": r.number,
+                "done": r.done,
+                "evidence": [
+                    {"id": f.id, "name": f.name, "size": f.size, "mimetype": f.mimetype, "sha256": f.sha256}
+                    for f in r.files
+                ],
+                "listed": r.named,
+                "by": r.by,
+                "at": when(r.at),
+                "verdict": None
+                if r.verdict is None
+                else {
+                    "approved": r.verdict.approved,
+                    "comment": r.verdict.comment,
+                    "new_deadline": r.verdict.new_deadline,
+                    "by": r.verdict.by,
+                    "at": when(r.verdict.at),
+                },
+            }
+            for r in whole.rounds
+        ],
+        "next_steps": [
+            {"task_id": s.task_id, "title": s.title, "holder": s.holder, "due_at": when(s.due_at)}
+            for s in whole.next_steps
+        ],
+        "closed_at": when(row.closed_at) if row else None,
+    }
 
 
 @bp.get("/audit")

@@ -33,6 +33,7 @@ _TASK = {
         "escalation_level": {"type": "integer"},
         "status": {"type": "string"},
         "assignee": {"type": ["string", "null"]},
+        "can_complete": {"type": "boolean", "description": "调用者此刻能否办理（提交）该任务"},
     },
     "required": [
         "id",
@@ -46,6 +47,7 @@ _TASK = {
         "due_at",
         "overdue",
         "escalation_level",
+        "can_complete",
     ],
 }
 
@@ -114,6 +116,43 @@ def _errors(*codes: int) -> dict:
 
 
 REGISTER_FIELDS = tuple(_register_body()["properties"])
+_WHEN = {"type": ["string", "null"], "format": "date-time"}
+_MAYBE = {"type": ["string", "null"]}
+_ITEM = {
+    "type": "object",
+    "required": ["id", "status", "problem", "rounds", "next_steps", "deadline", "closed_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "status": _MAYBE,
+        "supervision": _MAYBE,
+        "problem": {"type": "object"},
+        "registered_by": {"type": "string"},
+        "registered_at": _WHEN,
+        "responsible": _MAYBE,
+        "measures": _MAYBE,
+        "deadline": _MAYBE,
+        "assigned_by": _MAYBE,
+        "assigned_at": _WHEN,
+        "rounds": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["number", "evidence", "by", "at", "verdict"],
+                "properties": {
+                    "number": {"type": "integer"},
+                    "done": _MAYBE,
+                    "evidence": {"type": "array", "items": {"type": "object"}},
+                    "listed": {"type": "array", "items": {"type": "string"}},
+                    "by": {"type": "string"},
+                    "at": _WHEN,
+                    "verdict": {"type": ["object", "null"]},
+                },
+            },
+        },
+        "next_steps": {"type": "array", "items": {"type": "object"}},
+        "closed_at": _WHEN,
+    },
+}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 DOCUMENT = {
     "openapi": "3.1.0",
@@ -170,8 +209,21 @@ DOCUMENT = {
         },
         "/tasks": {
             "get": {
-                "summary": "调用者可见的任务",
-                "parameters": [{"name": "status", "in": "query", "schema": {"enum": ["open", "completed"]}}],
+                "summary": "调用者可见的任务；view 与网页待办的分页签一致（待办、只读关注、已办）",
+                "parameters": [
+                    {"name": "view", "in": "query", "schema": {"enum": ["todo", "watch", "done"]}},
+                    {"name": "status", "in": "query", "schema": {"enum": ["open", "completed"]}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 1000000},
+                    },
+                ],
                 "responses": {
                     "200": _json(
                         {
@@ -283,6 +335,20 @@ DOCUMENT = {
                     **_errors(401),
                 },
             },
+        },
+        "/rectifications/{id}": {
+            "get": {
+                "summary": "一个整改事项的全部情况：问题、责任、每次整改及佐证、验收意见、下一步",
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                    }
+                ],
+                "responses": {"200": _json(_ITEM), **_errors(401, 403, 404)},
+            }
         },
         "/audit": {
             "get": {

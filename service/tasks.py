@@ -119,6 +119,7 @@ def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None 
             may_claim=allowed.claim,
             may_unclaim=allowed.unclaim,
             may_reassign=allowed.reassign,
+            may_comment=allowed.comment,
             takes_files=takes_files,
             task=record,
             item=whole,

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from tests.service.conftest import dump
 from tests.support import seed_neighbours
 from workflows.deadlines import notify
 from workflows.engine.db import transaction
@@ -135,3 +136,67 @@ def test_an_item_from_registration_to_sign_off(site, deployed):
     rejected = told["zhangsan"][1][1]
     assert "照片不清晰" in rejected and "2026-12-18 当天24时前" in rejected
     assert [title for title, _ in told["secretary1"]] == ["【已销号】公开栏未更新"]
+
+
+def test_the_api_mirrors_the_inbox_tabs_and_never_offers_what_one_cannot_complete(site, deployed):
+    office, bearer = _api(site, "office1")
+    problem = {"source": "自查", "branch": "一支部", "title": "台账缺页", "description": "缺两页"}
+    iid = office.post("/api/v1/rectifications", json=problem, headers=bearer).get_json()["id"]
+    for username in (
+        "secretary1",
+        "office1",
+        "secretary2",
+        "committee1",
+        "inspector1",
+        "leader1",
+        "zhangsan",
+    ):
+        client, mine = _api(site, username)
+        todo = client.get("/api/v1/tasks?view=todo", headers=mine).get_json()
+        assert all(t["can_complete"] for t in todo["items"]), username
+        watch = client.get("/api/v1/tasks?view=watch", headers=mine).get_json()
+        assert not any(t["can_complete"] for t in watch["items"]), username
+        for task in todo["items"]:
+            detail = client.get(f"/api/v1/tasks/{task['id']}", headers=mine).get_json()
+            assert detail["can_complete"] is True
+        listed = client.get("/api/v1/tasks", headers=mine).get_json()["items"]
+        assert {t["id"] for t in listed if t["can_complete"]} == {t["id"] for t in todo["items"]}, username
+    secretary, mine = _api(site, "secretary1")
+    [assign] = secretary.get("/api/v1/tasks?view=todo", headers=mine).get_json()["items"]
+    assert assign["bpmn_id"] == "assign" and assign["instance_id"] == iid
+    data = {"responsible": "zhangsan", "measures": "补页", "deadline": "2026-12-10"}
+    secretary.post(f"/api/v1/tasks/{assign['id']}/complete", json={"data": data}, headers=mine)
+    done = secretary.get("/api/v1/tasks?view=done", headers=mine).get_json()
+    assert [t["bpmn_id"] for t in done["items"]] == ["assign"] and not done["items"][0]["can_complete"]
+    assert secretary.get("/api/v1/tasks?view=all", headers=mine).status_code == 400
+
+
+def test_the_whole_item_by_the_api(site, deployed):
+    office, bearer = _api(site, "office1")
+    problem = {"source": "自查", "branch": "一支部", "title": "台账缺页", "description": "缺两页"}
+    iid = office.post("/api/v1/rectifications", json=problem, headers=bearer).get_json()["id"]
+    whole = office.get(f"/api/v1/rectifications/{iid}", headers=bearer).get_json()
+    assert whole["problem"]["title"] == "台账缺页" and whole["status"] == "待分派" and whole["rounds"] == []
+    assert [s["title"] for s in whole["next_steps"]] == ["明确责任"] and whole["registered_by"] == "office1"
+    other, theirs = _api(site, "secretary2")
+    assert other.get(f"/api/v1/rectifications/{iid}", headers=theirs).status_code == 403
+    assert office.get("/api/v1/rectifications/999999", headers=bearer).status_code == 404
+
+
+def test_read_only_people_write_nothing(site, db_url, deployed):
+    office, bearer = _api(site, "office1")
+    problem = {"source": "自查", "branch": "一支部", "title": "台账缺页", "description": "缺两页"}
+    iid = office.post("/api/v1/rectifications", json=problem, headers=bearer).get_json()["id"]
+    task_id = _open(site, "secretary1", "assign")
+    for username in ("inspector1", "leader1"):
+        reader = signed_in(site.test_client(), username)
+        page = reader.get(f"/tasks/{task_id}").get_data(as_text=True)
+        assert "发表意见" not in page, username
+        before = dump(db_url)
+        token = csrf_of(page)
+        refused = reader.post(f"/tasks/{task_id}/comments", data={"csrf_token": token, "text": "看过了"})
+        assert refused.status_code == 403, username
+        assert dump(db_url) == before
+    secretary = signed_in(site.test_client(), "secretary1")
+    page = secretary.get(f"/tasks/{task_id}").get_data(as_text=True)
+    assert "发表意见" in page and iid

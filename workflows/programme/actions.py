@@ -18,7 +18,17 @@ from workflows.engine import audit, instances, interventions
 from workflows.engine.clock import Clock
 from workflows.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from workflows.engine.models import Base, TaskRecord, UTCDateTime
-from workflows.programme import evidence, inbox, org
+from workflows.programme import evidence, inbox, items, org
+
+
+def readable_item(session: Session, username: str, instance_id: int) -> items.Item:
+    """A rectification item this person may read (its branch is theirs to read), or NotFound / Forbidden."""
+    whole = items.item(session, instance_id)
+    branches = inbox.readable_branches(inbox.person(session, username))
+    branch = whole.row.branch if whole.row is not None else whole.problem.get("branch")
+    if branches is not None and branch not in branches:
+        raise Forbidden("无权查看该整改事项")
+    return whole
 
 
 def visible_task(session: Session, username: str, task_id: str) -> TaskRecord:
@@ -66,13 +76,14 @@ class Permissions:
     claim: bool
     unclaim: bool
     reassign: bool
+    comment: bool = True
 
 
 def permissions(session: Session, username: str, record: TaskRecord) -> Permissions:
     """The actions on a task this person would be allowed (each action checks again when taken)."""
-    if record.status != "open":
-        return Permissions(False, False, False, False)
     who = inbox.person(session, username)
+    if record.status != "open":
+        return Permissions(False, False, False, False, comment=not inbox.read_only(who))
     act = inbox.can_act(session, username, record.id)
     named_by_form = inbox.lanes().get(record.lane or "", {}).get("scope") == "assignee"
     is_office = "office" in who.company_roles
@@ -86,6 +97,7 @@ def permissions(session: Session, username: str, record: TaskRecord) -> Permissi
         and not named_by_form
         and (record.assignee == username or is_office),
         reassign=is_office or is_secretary,
+        comment=not inbox.read_only(who),
     )
 
 
@@ -144,6 +156,8 @@ def reassign(session: Session, username: str, task_id: str, to: str, *, clock: C
 def comment(session: Session, username: str, task_id: str, text: str, *, clock: Clock) -> TaskComment:
     """Leave a remark on a task anyone who may see it can read; it is part of the trail."""
     record = visible_task(session, username, task_id)
+    if inbox.read_only(inbox.person(session, username)):
+        raise Forbidden("督查验收、领导小组为只读角色，不能发表意见")
     text = text.strip()
     if not text:
         raise InvalidInput("意见内容不能为空")

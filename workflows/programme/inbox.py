@@ -196,12 +196,31 @@ def search(
 
 
 def visible_tasks(
-    session: Session, who: Person, condition: ColumnElement[bool], limit: int = 1000
+    session: Session, who: Person, condition: ColumnElement[bool], limit: int = 1000, offset: int = 0
 ) -> list[TaskRecord]:
-    """Tasks this person may see that also meet `condition`, soonest due first."""
+    """Tasks this person may see that also meet `condition`, soonest due first (one page)."""
     query = select(TaskRecord).where(visible(who), condition)
     order = (TaskRecord.due_at.is_(None), TaskRecord.due_at, TaskRecord.created_at, TaskRecord.id)
-    return list(session.scalars(query.order_by(*order).limit(limit)))
+    return list(session.scalars(query.order_by(*order).limit(limit).offset(offset)))
+
+
+READ_ONLY = frozenset({"leader", "inspector"})
+
+
+def read_only(who: Person) -> bool:
+    """Whether this person only reads (the leadership group, inspectors): they write nothing, not even
+    a comment, so what they inspect is only what others did."""
+    return bool(who.company_roles) and who.company_roles <= READ_ONLY and not who.branch_roles
+
+
+def actionable_ids(session: Session, who: Person, task_ids: list[str]) -> set[str]:
+    """Which of these tasks this person may complete now."""
+    if not task_ids:
+        return set()
+    query = select(TaskRecord.id).where(
+        TaskRecord.id.in_(task_ids), TaskRecord.status == "open", actionable(who)
+    )
+    return set(session.scalars(query))
 
 
 def readable_branches(who: Person) -> frozenset[str] | None:
