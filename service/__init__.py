@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 from service import api, auth, guard, inspect, ledger, tasks, web
 from workflows.deadlines import ical, notify
 from workflows.engine import audit
-from workflows.engine.clock import LOCAL_TZ, clock_from_env
+from workflows.engine.clock import LOCAL_TZ, clock_from_env, due_text
 from workflows.engine.db import database_url, make_engine, make_session_factory
 from workflows.programme import inbox
 
@@ -91,6 +91,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         reader = user is not None and inbox.readable_branches(web.who()) is None
         unread = notify.unread_count(web.db(), user.username) if user is not None else 0
         return {"tz": LOCAL_TZ, "company_reader": reader, "unread": unread}
+
+    app.add_template_filter(due_text, "due")
 
     @app.template_filter("zip")
     def zip_filter(left, right):

@@ -17,6 +17,7 @@ from service import auth, openapi
 from service.guard import int_arg
 from service.web import clock, commit, db, status_of
 from workflows.engine import audit, instances
+from workflows.engine.clock import due_date
 from workflows.engine.errors import FormInvalid, ZhibuError
 from workflows.engine.models import AuditEvent, TaskRecord
 from workflows.programme import actions, credentials, inbox, items, ledger, org
@@ -77,6 +78,7 @@ def task_json(task: TaskRecord, now, can_complete: bool = False) -> dict[str, An
         "lane": task.lane,
         "form_key": task.form_key,
         "due_at": task.due_at.isoformat() if task.due_at else None,
+        "due_date": due_date(task.due_at).isoformat() if task.due_at else None,
         "overdue": bool(task.status == "open" and task.due_at and task.due_at <= now),
         "escalation_level": task.escalation_level,
         "status": task.status,

@@ -29,6 +29,7 @@ _TASK = {
         "lane": {"type": ["string", "null"]},
         "form_key": {"type": ["string", "null"]},
         "due_at": {"type": ["string", "null"], "format": "date-time"},
+        "due_date": {"type": ["string", "null"], "format": "date", "description": "期限日期：当天24时前"},
         "overdue": {"type": "boolean"},
         "escalation_level": {"type": "integer"},
         "status": {"type": "string"},

@@ -6,7 +6,7 @@ its jobs, so a reader sees the whole coupling between the layers on one page.
 
 from __future__ import annotations
 
-from workflows.deadlines import escalation, jobs
+from workflows.deadlines import escalation, form_checks, jobs
 from workflows.deadlines import scripts as deadline_scripts
 from workflows.deadlines.channels import SmtpSettings
 from workflows.engine import extensions, runner
@@ -22,6 +22,7 @@ extensions.register_script_functions(
 extensions.register_projection(ledger.PROCESS_ID, ledger.project)
 extensions.register_timer_meaning(escalation.timer_meaning)
 extensions.register_form_check(form_refs.check_people)
+extensions.register_form_check(form_checks.check_deadlines)
 
 extensions.register_job(Job("sweep", lambda factory, clock: runner.sweep(factory, clock=clock)))
 extensions.register_job(

@@ -12,7 +12,7 @@ from service import create_app
 from service.cli.common import Group, default_actor, factory, parse_json
 from workflows.deadlines import calendar
 from workflows.engine import audit, checkpoints, consistency, instances, runner, specs, tasks
-from workflows.engine.clock import LOCAL_TZ, clock_from_env
+from workflows.engine.clock import LOCAL_TZ, clock_from_env, due_text
 from workflows.engine.db import database_url, init_db, make_engine, make_session_factory, transaction
 from workflows.programme import catalog, demo, inbox
 
@@ -96,7 +96,7 @@ def list_tasks(instance_id: int | None, username: str | None, as_json: bool) -> 
 
 
 def _task_line(row, now, calendar_now) -> str:
-    due = row.due_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if row.due_at else "—"
+    due = due_text(row.due_at) if row.due_at else "—"
     late = "  ⚠ 已逾期" if row.due_at and row.due_at <= now else ""
     if row.due_at and not calendar_now.confirmed_until(now.date(), row.due_at.astimezone(LOCAL_TZ).date()):
         late += "（日历未确认）"

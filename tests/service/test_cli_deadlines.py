@@ -17,7 +17,7 @@ def test_calendar_commands_and_recomputed_deadlines(cli, tmp_path):
         cli("complete", assign["id"], "--data", json.dumps(deadline), "--actor", "secretary1").exit_code == 0
     )
     listing = cli("tasks", "--user", "zhangsan").output
-    assert "期限 2027-02-06 00:00（日历未确认）" in listing
+    assert "期限 2027-02-05 24时前（日历未确认）" in listing
     csv = tmp_path / "2027.csv"
     csv.write_text("date,kind,name\n2027-02-05,holiday,春节\n2027-02-08,holiday,春节\n", encoding="utf-8")
     imported = cli("calendar", "import", str(csv))
@@ -27,14 +27,14 @@ def test_calendar_commands_and_recomputed_deadlines(cli, tmp_path):
         and "1 个流程实例的期限有变化" in imported.output
     )
     listing = cli("tasks", "--user", "zhangsan").output
-    assert "期限 2027-02-10 00:00" in listing and "未确认" not in listing  # moved past 2/5 and 2/8
+    assert "期限 2027-02-09 24时前" in listing and "未确认" not in listing  # moved past 2/5 and 2/8
     assert "2027-02-08  休息日（节假日）  春节" in cli("calendar", "list", "--year", "2027").output
     removed = cli("calendar", "remove", "2027-02-08")
     assert removed.exit_code == 0 and "1 个流程实例的期限有变化" in removed.output
-    assert "期限 2027-02-09 00:00" in cli("tasks", "--user", "zhangsan").output
+    assert "期限 2027-02-08 24时前" in cli("tasks", "--user", "zhangsan").output
     added = cli("calendar", "add", "2027-02-07", "workday", "--name", "春节调休")
     assert added.exit_code == 0 and "1 个流程实例的期限有变化" in added.output
-    assert "期限 2027-02-08 00:00" in cli("tasks", "--user", "zhangsan").output  # the worked Sunday
+    assert "期限 2027-02-07 24时前" in cli("tasks", "--user", "zhangsan").output  # the worked Sunday
     assert "0 个流程实例的期限有变化" in cli("calendar", "add", "2027-02-07", "workday").output
 
 

@@ -72,3 +72,14 @@ def test_the_web_form_says_it_by_the_field_and_offers_no_expired_date(db_url, de
     clock.advance(days=7)  # 2026-12-01: the item's deadline 2026-11-30 has passed
     page = office.get(f"/tasks/{signoff.id}").get_data(as_text=True)
     assert 'value="2026-11-30"' not in page
+
+
+def test_a_deadline_on_a_rest_day_is_refused_with_the_next_working_day(db_url, deployed, clock, assign_task):
+    api = app_for(db_url, clock).test_client()
+    bearer = _bearer(api, "secretary1")
+    sunday = {"data": {**ASSIGNED, "deadline": "2026-12-20"}}
+    answer = api.post(f"/api/v1/tasks/{assign_task}/complete", json=sunday, headers=bearer)
+    assert answer.status_code == 400
+    assert answer.get_json()["errors"]["deadline"] == "2026-12-20 是休息日，期限请选工作日（如 2026-12-21）"
+    monday = {"data": {**ASSIGNED, "deadline": "2026-12-21"}}
+    assert api.post(f"/api/v1/tasks/{assign_task}/complete", json=monday, headers=bearer).status_code == 200

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workflows.deadlines import calendar, channels, notify
 from workflows.engine import checkpoints, interventions, runner
-from workflows.engine.clock import LOCAL_TZ, Clock
+from workflows.engine.clock import LOCAL_TZ, Clock, due_text
 from workflows.engine.db import transaction
 from workflows.engine.errors import EngineError
 from workflows.engine.models import ProcessInstance
@@ -38,7 +38,7 @@ def digest_text(session: Session, username: str, now: datetime) -> tuple[str, st
         return None
 
     def line(task) -> str:
-        due = task.due_at.astimezone(LOCAL_TZ).strftime("%m-%d %H:%M")
+        due = due_text(task.due_at, "%m-%d")
         about = f"：{task.subject}" if task.subject else ""
         return f"· {task.title}{about}（期限 {due}）"
 

@@ -75,3 +75,18 @@ def end_of_day(day: date | str) -> datetime:
         except ValueError as exc:
             raise InvalidInput(f"无法识别的日期“{day}”，请使用 2026-12-31 这样的格式") from exc
     return datetime.combine(day + timedelta(days=1), datetime.min.time(), LOCAL_TZ)
+
+
+def due_date(instant: datetime) -> date:
+    """The calendar date a due instant belongs to: a date deadline's own date (it ends at next midnight)."""
+    local = instant.astimezone(LOCAL_TZ)
+    return (local - timedelta(days=1)).date() if local.time() == datetime.min.time() else local.date()
+
+
+def due_text(instant: datetime, day_format: str = "%Y-%m-%d") -> str:
+    """How a due instant reads to people: a date deadline as its own date, "2026-11-30 24时前", never
+    as the next day's "2026-12-01 00:00"; any other instant as date and time."""
+    local = instant.astimezone(LOCAL_TZ)
+    if local.time() == datetime.min.time():
+        return f"{(local - timedelta(days=1)).strftime(day_format)} 24时前"
+    return f"{local.strftime(day_format + ' %H:%M')}前"

@@ -61,7 +61,7 @@ def test_daily_digest_once_per_person_and_day(db_url, deployed, clock):
     with driver.factory()() as session:
         [digest] = [n for n in notify.inbox(session, "secretary1") if n.kind == "digest"]
     assert digest.title == "每日待办提醒：逾期 0 项，即将到期 1 项"
-    assert "整改落实：党课记录不全" in digest.body and "12-02 00:00" in digest.body
+    assert "整改落实：党课记录不全" in digest.body and "12-01 24时前" in digest.body
     clock.set(datetime(2026, 12, 2, 8, 0, tzinfo=LOCAL_TZ))
     driver.tick()
     with transaction(driver.factory()) as session:

@@ -11,6 +11,8 @@ from workflows.engine.clock import (
     FixedClock,
     SystemClock,
     clock_from_env,
+    due_date,
+    due_text,
     end_of_day,
     parse_instant,
 )
@@ -44,3 +46,11 @@ def test_a_date_deadline_ends_at_the_following_beijing_midnight():
     assert deadline_at("2026-12-31") == "2027-01-01T00:00:00+08:00"
     with pytest.raises(InvalidInput):
         end_of_day("2026-11-31")
+
+
+def test_a_date_deadline_reads_as_its_own_date():
+    end = end_of_day("2026-11-30")
+    assert due_text(end) == "2026-11-30 24时前" and due_date(end).isoformat() == "2026-11-30"
+    assert due_text(end, "%m-%d") == "11-30 24时前"
+    noon = datetime(2026, 11, 30, 12, 0, tzinfo=LOCAL_TZ)
+    assert due_text(noon) == "2026-11-30 12:00前" and due_date(noon).isoformat() == "2026-11-30"

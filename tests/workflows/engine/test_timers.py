@@ -16,7 +16,7 @@ from workflows.engine.db import transaction
 def test_sweep_loads_only_due_instances(db_url, deployed, clock, engine):
     driver = Driver(db_url, clock, "straight")
     due_ids, later_ids = [], []
-    for day, bucket in (("2026-11-26", due_ids), ("2026-11-27", due_ids), ("2026-12-20", later_ids)) * 2:
+    for day, bucket in (("2026-11-26", due_ids), ("2026-11-27", due_ids), ("2026-12-21", later_ids)) * 2:
         iid = driver.start(REGISTERED)
         driver.complete(driver.only_task(iid).id, {**ASSIGNED, "deadline": day})
         bucket.append(iid)
