@@ -33,6 +33,8 @@ class Field:
 
 def _kind(prop: dict[str, Any]) -> str:
     kind = prop.get("type")
+    if prop.get("x-zhibu") == "person" and kind == "string":
+        return "person"  # a <select> of the branch's people where the page knows them, else text
     if "enum" in prop:
         return "choice"
     if kind == "boolean":

@@ -1,14 +1,15 @@
-"""The rectification ledger (整改台账): filters, Excel export, print view."""
+"""The rectification ledger (整改台账): filters, Excel export, print view, and registering a problem."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from service import exports
+from service import exports, formdata
 from service.guard import int_arg
-from service.web import clock, db, signed_in, who
+from service.web import clock, commit, current_user, db, signed_in, status_of, who
 from workflows.engine.clock import LOCAL_TZ
-from workflows.programme import inbox, ledger
+from workflows.engine.errors import FormInvalid, ZhibuError
+from workflows.programme import actions, inbox, ledger
 
 bp = Blueprint("ledger", __name__)
 HEADERS = [
@@ -73,7 +74,46 @@ def ledger_page():
         page=page,
         statuses=ledger.STATUSES,
         print_view=False,
+        may_register=actions.registering_branches(db(), current_user().username) != frozenset(),
     )
+
+
+def _register_page(posted: dict | None = None, errors: dict | None = None, status: int = 200):
+    branches = actions.registering_branches(db(), current_user().username)
+    if branches == frozenset():
+        abort(403, "只有党委工作室、督查验收人员或党支部书记可以登记问题")
+    schema = actions.registration_form(db())
+    values = formdata.values(posted or {}, schema)
+    if posted is None and branches is not None and len(branches) == 1:
+        values["branch"] = next(iter(branches))  # a secretary registers for their own branch
+    page = render_template(
+        "register.html", fields=formdata.fields(schema), values=values, errors=errors or {}, branches=branches
+    )
+    return page, status
+
+
+@bp.get("/ledger/new")
+@signed_in
+def register_page():
+    return _register_page()
+
+
+@bp.post("/ledger/new")
+@signed_in
+def register():
+    posted = request.form.to_dict()
+    try:
+        data = formdata.parse(actions.registration_form(db()), posted)
+        row = actions.register_rectification(db(), current_user().username, data, clock=clock())
+        commit()
+    except FormInvalid as exc:
+        db().rollback()
+        return _register_page(posted, exc.errors, 400)
+    except ZhibuError as exc:
+        db().rollback()
+        abort(status_of(exc), exc.message)
+    flash(f"已登记问题（编号 {row.id}），已转党支部书记明确责任")
+    return redirect(url_for("inspect.process_page", instance_id=row.id))
 
 
 @bp.get("/ledger/print")

@@ -11,7 +11,7 @@ from workflows.deadlines import notify
 from workflows.engine import instances
 from workflows.engine.clock import LOCAL_TZ
 from workflows.engine.errors import Forbidden, FormInvalid, InvalidInput, ZhibuError
-from workflows.programme import actions, dashboard, evidence, inbox, items, overview
+from workflows.programme import actions, dashboard, evidence, inbox, items, org, overview
 
 bp = Blueprint("tasks", __name__)
 VIEWS = {"todo": "待办", "overdue": "已逾期", "watching": "只读关注", "done": "已办"}
@@ -120,6 +120,7 @@ def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None 
             may_unclaim=allowed.unclaim,
             may_reassign=allowed.reassign,
             may_comment=allowed.comment,
+            people=org.roster(db(), record.branch) if record.branch else [],
             takes_files=takes_files,
             task=record,
             item=whole,

@@ -53,16 +53,19 @@ def test_secretary_fixes_a_form_error_office_signs_off_inspector_reads_the_trail
     assert "支委会记录不全" in items.first.inner_text() and "二支部的问题" not in secretary.content()
     shot(secretary, "inbox")
     items.first.locator("a").click()
-    secretary.fill("#f-responsible", "secretary2")
+    # The responsible person is chosen from the branch's people, by name and role.
+    options = secretary.locator("#f-responsible option").all_inner_texts()
+    assert any(o.startswith("zhangsan") or "（" in o for o in options[1:]) and "secretary2" not in " ".join(
+        options
+    )
+    secretary.select_option("#f-responsible", ASSIGNED["responsible"])
     secretary.fill("#f-measures", "补齐会议记录并建立台账")
     secretary.click("form.taskform button[type=submit]")
-    field = secretary.locator(".field.has-error", has=secretary.locator("#f-responsible"))
-    assert "不是本党支部人员" in field.locator(".field-error").inner_text() or "不存在" in field.inner_text()
     deadline = secretary.locator(".field.has-error", has=secretary.locator("#f-deadline"))
     assert "请填写“整改时限”" in deadline.inner_text()
     assert secretary.input_value("#f-measures") == "补齐会议记录并建立台账"  # kept
+    assert secretary.input_value("#f-responsible") == ASSIGNED["responsible"]  # kept
     shot(secretary, "form-with-error")
-    secretary.fill("#f-responsible", ASSIGNED["responsible"])
     secretary.fill("#f-deadline", ASSIGNED["deadline"])
     secretary.click("form.taskform button[type=submit]")
     secretary.wait_for_url(f"{base}/inbox")
@@ -77,6 +80,9 @@ def test_secretary_fixes_a_form_error_office_signs_off_inspector_reads_the_trail
 
     office = sign_in(browser.new_context(locale="zh-CN"), base, "office1")
     office.locator("li.task a", has_text="验收销号").click()
+    latest = office.locator(".round.latest").inner_text()
+    assert "已补齐三季度支委会记录" in latest and "支委会记录-7月.pdf" in latest  # the signer sees the fix
+    shot(office, "signoff")
     office.check("input[name=approved][value=true]")
     office.fill("#f-comment", "材料齐全，予以销号")
     office.click("form.taskform button[type=submit]")

@@ -87,6 +87,7 @@ def test_a_rectification_through_the_api(api, db_url):
     assert api("GET", "/tasks/00000000-0000-0000-0000-000000000000", "secretary1").status_code == 404
 
     api("GET", "/tasks", "inspector1")  # sign in first: issuing a token is a write of its own
+    api("GET", "/tasks", "leader1")
     before = dump(db_url)
     refused = [
         (api("POST", f"/tasks/{task['id']}/complete", "secretary2", json={"data": ASSIGNED}), 403),
@@ -105,7 +106,7 @@ def test_a_rectification_through_the_api(api, db_url):
         ),
         (api("POST", f"/tasks/{task['id']}/complete", "secretary1", data="not json"), 400),
         (api("POST", "/rectifications", "secretary2", json=NEW_ITEM), 403),
-        (api("POST", "/rectifications", "inspector1", json=NEW_ITEM), 403),
+        (api("POST", "/rectifications", "leader1", json=NEW_ITEM), 403),
         (api("POST", "/rectifications", "office1", json={**NEW_ITEM, "title": ""}), 400),
         (api("POST", "/rectifications", "office1", json={**NEW_ITEM, "branch": "九支部"}), 400),
         (api("GET", "/tasks?status=all", "secretary1"), 400),

@@ -162,7 +162,8 @@ def test_api(world):
         "inspector1": ["一支部", "二支部"],
     }
     create = lambda c: c.post("/api/v1/rectifications", json=ITEM)  # noqa: E731
-    assert matrix(clients, create) == expect(403, anonymous=401, secretary1=201, office1=201)
+    # Inspectors find problems anywhere and register them; the leadership group only reads.
+    assert matrix(clients, create) == expect(403, anonymous=401, secretary1=201, office1=201, inspector1=201)
     assert matrix(clients, lambda c: c.get("/api/v1/audit")) == expect(200, anonymous=401)
     branches = {
         role: {e["branch"] for e in c.get("/api/v1/audit").get_json()["items"]}

@@ -66,6 +66,8 @@ def test_an_item_from_registration_to_sign_off(site, deployed):
     secretary = signed_in(site.test_client(), "secretary1")
     page = secretary.get(f"/tasks/{_open(site, 'secretary1', 'assign')}").get_data(as_text=True)
     assert "公开栏未更新" in page and "半年未更新" in page and "督查抽查" in page  # the problem, on 明确责任
+    assert '<select id="f-responsible" name="responsible"' in page  # a person is chosen, not typed
+    assert re.search(r'<option value="zhangsan" *>[^<]*（[^<]*）</option>', page)
     assign = {"responsible": "zhangsan", "measures": "每月更新公开栏", "deadline": "2026-12-10"}
     assert _submit(secretary, _open(site, "secretary1", "assign"), assign).status_code == 302
     assert _ledger(site, iid) == ("整改中", None)
@@ -200,3 +202,30 @@ def test_read_only_people_write_nothing(site, db_url, deployed):
     secretary = signed_in(site.test_client(), "secretary1")
     page = secretary.get(f"/tasks/{task_id}").get_data(as_text=True)
     assert "发表意见" in page and iid
+
+
+def test_registering_a_problem_from_the_web(site, db_url, deployed):
+    problem = {"source": "督查抽查", "title": "学习记录不全", "description": "10月缺记录"}
+    secretary = signed_in(site.test_client(), "secretary1")
+    page = secretary.get("/ledger/new").get_data(as_text=True)
+    assert 'value="一支部"' in page  # a secretary registers for their own branch
+    token = csrf_of(page)
+    missing = secretary.post("/ledger/new", data={"csrf_token": token, "branch": "一支部", "source": "自查"})
+    assert missing.status_code == 400 and "请填写“问题标题”" in missing.get_data(as_text=True)
+    done = secretary.post("/ledger/new", data={"csrf_token": token, "branch": "一支部", **problem})
+    assert done.status_code == 302
+    other = secretary.post("/ledger/new", data={"csrf_token": token, "branch": "二支部", **problem})
+    assert other.status_code == 403
+    for username in ("office1", "inspector1"):
+        client = signed_in(site.test_client(), username)
+        token = csrf_of(client.get("/ledger/new").get_data(as_text=True))
+        assert (
+            client.post("/ledger/new", data={"csrf_token": token, "branch": "二支部", **problem}).status_code
+            == 302
+        )
+    member = signed_in(site.test_client(), "zhangsan")
+    assert member.get("/ledger/new").status_code == 403
+    assert "登记问题" not in member.get("/ledger").get_data(as_text=True)
+    client, bearer = _api(site, "office1")
+    titles = [r["title"] for r in client.get("/api/v1/rectifications", headers=bearer).get_json()["items"]]
+    assert titles.count("学习记录不全") == 3

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from workflows.engine import audit, instances, interventions
+from workflows.engine import audit, instances, interventions, specs
 from workflows.engine.clock import Clock
 from workflows.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from workflows.engine.models import Base, TaskRecord, UTCDateTime
@@ -104,17 +104,30 @@ def permissions(session: Session, username: str, record: TaskRecord) -> Permissi
 REGISTRATION_FIELDS = ("source", "branch", "title", "description", "standard_item", "deadline")
 
 
+def registering_branches(session: Session, username: str) -> frozenset[str] | None:
+    """For which branches a person may register problems: None for any (the office, inspectors, who
+    find problems anywhere), else the branches they are secretary of (possibly none)."""
+    who = inbox.person(session, username)
+    if who.company_roles & {"office", "inspector"}:
+        return None
+    return who.branch_roles.get("secretary", frozenset())
+
+
+def registration_form(session: Session) -> dict[str, Any]:
+    """The JSON Schema of 登记问题 (the rectification process's start form, its latest version)."""
+    deployed = specs.as_deployed(specs.latest_version(session, items.PROCESS_ID))
+    return deployed.form_schema(instances.start_form(deployed)) or {}
+
+
 def register_rectification(
     session: Session, username: str, data: dict[str, Any], *, clock: Clock
 ) -> instances.InstanceRow:
-    """Put a problem in the ledger: the office for any branch (or the company), a secretary for their own."""
-    who = inbox.person(session, username)
+    """Put a problem in the ledger: the office and inspectors for any branch (or the company), a
+    secretary for their own."""
+    allowed = registering_branches(session, username)
     branch = data.get("branch")
-    allowed = "office" in who.company_roles or (
-        isinstance(branch, str) and branch in who.branch_roles.get("secretary", frozenset())
-    )
-    if not allowed:
-        raise Forbidden("只有党委工作室或本支部书记可以登记问题")
+    if allowed is not None and not (isinstance(branch, str) and branch in allowed):
+        raise Forbidden("只有党委工作室、督查验收人员或本支部书记可以登记问题")
     fields = {k: v for k, v in data.items() if v not in (None, "")}
     return instances.start(session, "rectification", fields, actor=username, clock=clock)
 

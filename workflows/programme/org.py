@@ -404,6 +404,20 @@ def people_of(session: Session, branch_code: str, roles: tuple[str, ...] = BRANC
     )
 
 
+def roster(session: Session, branch_code: str) -> list[tuple[str, str]]:
+    """The branch's people as (username, "姓名（职务）"), for choosing a person by name, not by typing."""
+    rows = session.execute(
+        select(User.username, User.display_name, RoleGrant.role)
+        .join(RoleGrant, RoleGrant.username == User.username)
+        .where(RoleGrant.branch_code == branch_code, RoleGrant.role.in_(BRANCH_ROLES), User.active.is_(True))
+        .order_by(User.username)
+    )
+    people: dict[str, tuple[str, list[str]]] = {}
+    for username, name, role in rows:
+        people.setdefault(username, (name, []))[1].append(ROLES[role])
+    return [(username, f"{name}（{'、'.join(roles)}）") for username, (name, roles) in people.items()]
+
+
 def holders(session: Session, role: str) -> list[str]:
     """Usernames holding a company-level role."""
     return list(
