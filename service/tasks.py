@@ -144,17 +144,32 @@ def task_page(task_id: str):
         abort(status_of(exc), exc.message)
 
 
+def _uploads() -> list[tuple[str, bytes]]:
+    return [
+        (f.filename, f.read(evidence.MAX_BYTES + 1)) for f in request.files.getlist("files") if f.filename
+    ]
+
+
 @bp.post("/tasks/<task_id>")
 @signed_in
 def complete(task_id: str):
+    """One submit: the evidence files chosen and the form, kept or refused together."""
+    user, uploads = current_user().username, _uploads()
     try:
-        record = actions.visible_task(db(), current_user().username, task_id)
+        record = actions.visible_task(db(), user, task_id)
+        if uploads:
+            actions.attach_evidence(
+                db(), user, task_id, uploads, now=clock().now(), root=evidence.store_root()
+            )
         data = formdata.parse(instances.task_details(db(), record)["schema"], request.form.to_dict())
-        done = actions.complete_as(db(), current_user().username, task_id, data, clock=clock())
+        done = actions.complete_as(db(), user, task_id, data, clock=clock())
         commit()
-    except FormInvalid as exc:
+    except (FormInvalid, InvalidInput) as exc:
         db().rollback()
-        return _task_page(task_id, posted=request.form.to_dict(), errors=exc.errors, status=400)
+        errors = dict(exc.errors) if isinstance(exc, FormInvalid) else {"files": exc.message}
+        if uploads and "files" not in errors:
+            errors["files"] = "所选文件尚未保存（表单有误），请改正后重新选择文件一并提交"
+        return _task_page(task_id, posted=request.form.to_dict(), errors=errors, status=400)
     except ZhibuError as exc:
         db().rollback()
         abort(status_of(exc), exc.message)
@@ -179,23 +194,12 @@ def form_rejected(exc: guard.InputRejected):
 @bp.post("/tasks/<task_id>/files")
 @signed_in
 def upload(task_id: str):
+    """Files alone, without submitting the form (for pages that upload as they go)."""
     try:
-        record = actions.visible_task(db(), current_user().username, task_id)
-        if record.status != "open" or not inbox.can_act(db(), current_user().username, task_id):
-            raise Forbidden("只有任务办理人可以上传佐证材料")
-        uploads = [f for f in request.files.getlist("files") if f.filename]
-        if not uploads:
-            raise InvalidInput("请选择要上传的文件")
-        for upload_file in uploads:
-            evidence.store(
-                db(),
-                content=upload_file.read(evidence.MAX_BYTES + 1),
-                name=upload_file.filename,
-                task=record,
-                uploaded_by=current_user().username,
-                now=clock().now(),
-                root=evidence.store_root(),
-            )
+        uploads = _uploads()
+        actions.attach_evidence(
+            db(), current_user().username, task_id, uploads, now=clock().now(), root=evidence.store_root()
+        )
         commit()
         flash(f"已上传 {len(uploads)} 个文件")
     except InvalidInput as exc:

@@ -38,8 +38,9 @@ def browser():
 
 
 @pytest.fixture
-def live(tmp_path):
+def live(tmp_path, monkeypatch):
     """A running app on a fresh SQLite database: (base URL, database URL, clock)."""
+    monkeypatch.setenv("ZHIBU_EVIDENCE_DIR", str(tmp_path / "evidence"))
     url = f"sqlite:///{tmp_path / 'browser.db'}"
     engine = make_engine(url)
     init_db(engine)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 from tests.support import ASSIGNED, REGISTERED, Driver, seed_people
 from workflows.engine import specs
 from workflows.engine.db import make_engine, make_session_factory, transaction
@@ -43,7 +46,29 @@ def sign_in(context, base: str, username: str):
     return page
 
 
-def test_secretary_fixes_a_form_error_office_signs_off_inspector_reads_the_trail(browser, live, shot):
+def _png() -> bytes:
+    """A small real PNG (a thumbnail must decode), made here: no image library needed."""
+    width, height = 64, 48
+    raw = b"".join(b"\x00" + bytes([180, 30 + y * 4, 40]) * width for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+PNG = _png()
+
+
+def test_secretary_fixes_a_form_error_office_signs_off_inspector_reads_the_trail(
+    browser, live, shot, tmp_path
+):
     base, db_url, clock = live
     prepare(db_url, clock)
 
@@ -74,7 +99,12 @@ def test_secretary_fixes_a_form_error_office_signs_off_inspector_reads_the_trail
     member = sign_in(browser.new_context(viewport=PHONE, locale="zh-CN"), base, "zhangsan")
     member.locator("li.task a").first.click()
     member.fill("#f-done", "已补齐三季度支委会记录")
+    member.reload()  # typing survives a reload as a draft of this task and person
+    assert member.input_value("#f-done") == "已补齐三季度支委会记录" and "草稿" in member.content()
     member.fill("#f-evidence", "支委会记录-7月.pdf\n支委会记录-8月.pdf")
+    photo = tmp_path / "会议现场.png"
+    photo.write_bytes(PNG)
+    member.set_input_files("#upload-files", str(photo))  # chosen with the form, sent with it
     member.click("form.taskform button[type=submit]")
     member.wait_for_url(f"{base}/inbox")
 
@@ -82,6 +112,8 @@ def test_secretary_fixes_a_form_error_office_signs_off_inspector_reads_the_trail
     office.locator("li.task a", has_text="验收销号").click()
     latest = office.locator(".round.latest").inner_text()
     assert "已补齐三季度支委会记录" in latest and "支委会记录-7月.pdf" in latest  # the signer sees the fix
+    thumb = office.locator(".round.latest img.thumb")
+    assert thumb.count() == 1 and thumb.evaluate("img => img.complete && img.naturalWidth > 0")
     shot(office, "signoff")
     office.check("input[name=approved][value=true]")
     office.fill("#f-comment", "材料齐全，予以销号")

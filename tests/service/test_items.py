@@ -3,6 +3,7 @@ the signer's page showing every fix round with its evidence."""
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -229,3 +230,34 @@ def test_registering_a_problem_from_the_web(site, db_url, deployed):
     client, bearer = _api(site, "office1")
     titles = [r["title"] for r in client.get("/api/v1/rectifications", headers=bearer).get_json()["items"]]
     assert titles.count("学习记录不全") == 3
+
+
+def test_evidence_goes_with_the_form_and_typing_is_never_lost(site, deployed):
+    office, bearer = _api(site, "office1")
+    problem = {"source": "自查", "branch": "一支部", "title": "台账缺页", "description": "缺两页"}
+    iid = office.post("/api/v1/rectifications", json=problem, headers=bearer).get_json()["id"]
+    secretary = signed_in(site.test_client(), "secretary1")
+    assign = {"responsible": "zhangsan", "measures": "补页", "deadline": "2026-12-10"}
+    assert _submit(secretary, _open(site, "secretary1", "assign"), assign).status_code == 302
+    member = signed_in(site.test_client(), "zhangsan")
+    fix_id = _open(site, "zhangsan", "fix")
+    page = member.get(f"/tasks/{fix_id}").get_data(as_text=True)
+    assert 'enctype="multipart/form-data"' in page and 'name="files"' in page
+    token = csrf_of(page)
+
+    def send(form, files):
+        data = {"csrf_token": token, **form, "files": [(io.BytesIO(c), n) for n, c in files]}
+        return member.post(f"/tasks/{fix_id}", data=data, content_type="multipart/form-data")
+
+    missing = send({"evidence": "照片（现场）"}, [("照片.png", PNG)])  # 整改情况 left out
+    shown = missing.get_data(as_text=True)
+    assert missing.status_code == 400 and "照片（现场）" in shown and "重新选择文件" in shown
+    bad = send({"done": "已补页"}, [("setup.exe", b"MZ")])
+    shown = bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "不支持的文件类型" in shown and "已补页" in shown
+    with deployed() as session:
+        assert items.item(session, iid).rounds == []  # nothing of the refused submits was kept
+    assert send({"done": "已补页"}, [("照片.png", PNG), ("记录.pdf", PDF)]).status_code == 302
+    with deployed() as session:
+        [round_one] = items.item(session, iid).rounds
+    assert round_one.done == "已补页" and [f.name for f in round_one.files] == ["照片.png", "记录.pdf"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, Text, select
@@ -77,6 +78,29 @@ class Permissions:
     unclaim: bool
     reassign: bool
     comment: bool = True
+
+
+def attach_evidence(
+    session: Session,
+    username: str,
+    task_id: str,
+    files: list[tuple[str, bytes]],
+    *,
+    now: datetime,
+    root: Path,
+) -> list[evidence.EvidenceFile]:
+    """Keep evidence files for a task its person is doing; InvalidInput names a refused file."""
+    record = visible_task(session, username, task_id)
+    if record.status != "open" or not inbox.can_act(session, username, task_id):
+        raise Forbidden("只有任务办理人可以上传佐证材料")
+    if not files:
+        raise InvalidInput("请选择要上传的文件")
+    return [
+        evidence.store(
+            session, content=content, name=name, task=record, uploaded_by=username, now=now, root=root
+        )
+        for name, content in files
+    ]
 
 
 def permissions(session: Session, username: str, record: TaskRecord) -> Permissions:
