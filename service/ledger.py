@@ -42,9 +42,12 @@ def _filters() -> dict:
     }
 
 
+def _when(t) -> str:
+    return t.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if t else ""
+
+
 def _cells(row: ledger.LedgerRow) -> list:
     item = row.item
-    when = lambda t: t.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if t else ""  # noqa: E731
     return [
         item.instance_id,
         item.branch or "公司",
@@ -56,26 +59,126 @@ def _cells(row: ledger.LedgerRow) -> list:
         item.status,
         "是" if row.overdue else "否",
         item.rounds,
-        when(item.created_at),
-        when(item.closed_at),
+        _when(item.created_at),
+        _when(item.closed_at),
         row.supervision or "",
     ]
+
+
+def _status(row: ledger.LedgerRow) -> str:
+    return row.item.status + (f"（{row.supervision}）" if row.supervision else "")
+
+
+# The seed's three lists (问题清单、责任清单、整改清单) are views of one ledger; "ledger" is all of it.
+LISTS: dict[str, tuple[str, list[tuple[str, object]]]] = {
+    "ledger": ("整改台账", []),
+    "problems": (
+        "问题清单",
+        [
+            ("编号", lambda r: r.item.instance_id),
+            ("党支部", lambda r: r.item.branch or "公司"),
+            ("问题来源", lambda r: r.item.source),
+            ("问题", lambda r: r.item.title),
+            ("问题描述", lambda r: r.item.description),
+            ("对应标准条目", lambda r: r.item.standard_item),
+            ("登记时间", lambda r: _when(r.item.created_at)),
+            ("状态", _status),
+        ],
+    ),
+    "responsibilities": (
+        "责任清单",
+        [
+            ("编号", lambda r: r.item.instance_id),
+            ("党支部", lambda r: r.item.branch or "公司"),
+            ("问题", lambda r: r.item.title),
+            ("整改责任人", lambda r: r.item.responsible),
+            ("整改措施", lambda r: r.item.measures),
+            ("整改时限", lambda r: f"{r.item.deadline.isoformat()} 24时前" if r.item.deadline else ""),
+            ("状态", _status),
+        ],
+    ),
+    "fixes": (
+        "整改清单",
+        [
+            ("编号", lambda r: r.item.instance_id),
+            ("党支部", lambda r: r.item.branch or "公司"),
+            ("问题", lambda r: r.item.title),
+            ("整改责任人", lambda r: r.item.responsible),
+            ("整改时限", lambda r: f"{r.item.deadline.isoformat()} 24时前" if r.item.deadline else ""),
+            ("状态", _status),
+            ("是否逾期", lambda r: "是" if r.overdue else "否"),
+            ("退回次数", lambda r: r.item.rounds),
+            ("销号时间", lambda r: _when(r.item.closed_at)),
+        ],
+    ),
+}
+
+
+def _list() -> str:
+    name = request.args.get("list") or "ledger"
+    if name not in LISTS:
+        abort(404)
+    return name
+
+
+def _table(name: str, rows) -> tuple[list[str], object]:
+    """Headers and (row, cells) pairs of one list."""
+    if name == "ledger":
+        return HEADERS, ((r, ["" if v is None else v for v in _cells(r)]) for r in rows)
+    columns = LISTS[name][1]
+    return [h for h, _ in columns], (
+        (r, ["" if (v := get(r)) is None else v for _, get in columns]) for r in rows
+    )
 
 
 @bp.get("/ledger")
 @signed_in
 def ledger_page():
-    page = int_arg("page", 1, low=1, high=100_000)
+    name, page = _list(), int_arg("page", 1, low=1, high=100_000)
     rows = ledger.rows(db(), limit=PAGE + 1, offset=(page - 1) * PAGE, **_filters())
+    headers, table = _table(name, rows[:PAGE])
     return render_template(
         "ledger.html",
         rows=rows[:PAGE],
+        headers=headers,
+        table=list(table),
+        lists=LISTS,
+        current=name,
         more=len(rows) > PAGE,
         page=page,
         statuses=ledger.STATUSES,
         print_view=False,
         may_register=actions.registering_branches(db(), current_user().username) != frozenset(),
     )
+
+
+@bp.get("/ledger/print")
+@signed_in
+def ledger_print():
+    name = _list()
+    rows = list(ledger.each_row(db(), **_filters()))
+    headers, table = _table(name, rows)
+    return render_template(
+        "ledger.html",
+        rows=rows,
+        headers=headers,
+        table=list(table),
+        lists=LISTS,
+        current=name,
+        more=False,
+        page=1,
+        statuses=ledger.STATUSES,
+        print_view=True,
+    )
+
+
+@bp.get("/ledger.xlsx")
+@signed_in
+def ledger_xlsx():
+    name = _list()
+    headers, table = _table(name, ledger.each_row(db(), **_filters()))
+    title = LISTS[name][0]
+    return exports.xlsx(title, headers, (cells for _, cells in table), f"{title}.xlsx")
 
 
 def _register_page(posted: dict | None = None, errors: dict | None = None, status: int = 200):
@@ -114,19 +217,3 @@ def register():
         abort(status_of(exc), exc.message)
     flash(f"已登记问题（编号 {row.id}），已转党支部书记明确责任")
     return redirect(url_for("inspect.process_page", instance_id=row.id))
-
-
-@bp.get("/ledger/print")
-@signed_in
-def ledger_print():
-    rows = list(ledger.each_row(db(), **_filters()))
-    return render_template(
-        "ledger.html", rows=rows, more=False, page=1, statuses=ledger.STATUSES, print_view=True
-    )
-
-
-@bp.get("/ledger.xlsx")
-@signed_in
-def ledger_xlsx():
-    rows = (_cells(r) for r in ledger.each_row(db(), **_filters()))
-    return exports.xlsx("整改台账", HEADERS, rows, "整改台账.xlsx")

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import struct
+import unicodedata
 import zlib
 
+from pypdf import PdfReader
+
+from service.ledger import HEADERS
+from tests.browser.conftest import ARTIFACTS
 from tests.support import ASSIGNED, REGISTERED, Driver, seed_people
 from workflows.engine import specs
 from workflows.engine.db import make_engine, make_session_factory, transaction
@@ -126,6 +132,17 @@ def test_secretary_fixes_a_form_error_office_signs_off_inspector_reads_the_trail
     row = office.locator("table.grid tbody tr", has_text="支委会记录不全")
     assert "已销号" in row.inner_text() and "zhangsan" in row.inner_text()
     shot(office, "ledger")
+    # The print view fits A4 landscape with every column of the ledger.
+    office.goto(f"{base}/ledger/print")
+    pdf = PdfReader(io.BytesIO(office.pdf(prefer_css_page_size=True, print_background=True)))
+    width, height = (float(v) for v in pdf.pages[0].mediabox.upper_right)
+    assert round(width) == 842 and round(height) == 595  # A4 landscape, in points
+    # The embedded CJK font maps some characters to compatibility forms (⽀ for 支): compare as NFKC.
+    text = unicodedata.normalize("NFKC", "".join(page.extract_text() for page in pdf.pages))
+    for header in HEADERS:
+        assert header in text, header
+    (ARTIFACTS / "ledger-print.pdf").write_bytes(office.pdf(prefer_css_page_size=True))
+    office.goto(f"{base}/ledger")
     row.locator("a").first.click()
     office.wait_for_selector("#diagram[data-ready=true]")
     assert office.locator("#diagram .djs-element.done").count() >= 3

@@ -7,6 +7,7 @@ import io
 import re
 
 import pytest
+from openpyxl import load_workbook
 
 from tests.service.conftest import dump
 from tests.support import seed_neighbours
@@ -261,3 +262,27 @@ def test_evidence_goes_with_the_form_and_typing_is_never_lost(site, deployed):
     with deployed() as session:
         [round_one] = items.item(session, iid).rounds
     assert round_one.done == "已补页" and [f.name for f in round_one.files] == ["照片.png", "记录.pdf"]
+
+
+def test_the_three_lists_are_views_of_the_ledger(site, deployed):
+    office, bearer = _api(site, "office1")
+    problem = {"source": "自查", "branch": "一支部", "title": "台账缺页", "description": "缺两页"}
+    office.post("/api/v1/rectifications", json=problem, headers=bearer)
+    secretary = signed_in(site.test_client(), "secretary1")
+    assign = {"responsible": "zhangsan", "measures": "逐页补齐", "deadline": "2026-12-10"}
+    assert _submit(secretary, _open(site, "secretary1", "assign"), assign).status_code == 302
+    reader = signed_in(site.test_client(), "office1")
+    expected = {
+        "problems": (["问题来源", "问题描述", "对应标准条目"], "缺两页"),
+        "responsibilities": (["整改责任人", "整改措施", "整改时限"], "逐页补齐"),
+        "fixes": (["整改时限", "是否逾期", "退回次数", "销号时间"], "2026-12-10 24时前"),
+    }
+    for name, (headers, cell) in expected.items():
+        page = reader.get(f"/ledger?list={name}").get_data(as_text=True)
+        assert all(f"<th>{h}</th>" in page for h in headers) and cell in page, name
+        sheet = load_workbook(io.BytesIO(reader.get(f"/ledger.xlsx?list={name}").data)).active
+        header_row = [c.value for c in sheet[1]]
+        assert all(h in header_row for h in headers) and sheet.max_row == 2, name
+        printed = reader.get(f"/ledger/print?list={name}").get_data(as_text=True)
+        assert "size: A4 landscape" in printed and cell in printed, name
+    assert reader.get("/ledger?list=everything").status_code == 404
