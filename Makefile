@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 5000
 
 .PHONY: install browsers run test fuzz bench lint format clean
 
@@ -27,7 +28,7 @@ run: install
 	$(BIN)/zhibu db init
 	$(BIN)/zhibu demo
 	# The scheduler runs beside the web service and stops with it.
-	$(BIN)/zhibu scheduler & SCHEDULER=$$!; trap "kill $$SCHEDULER 2>/dev/null" EXIT INT TERM; $(BIN)/zhibu serve
+	$(BIN)/zhibu scheduler & SCHEDULER=$$!; trap "kill $$SCHEDULER 2>/dev/null" EXIT INT TERM; $(BIN)/zhibu serve --port $(PORT)
 
 test: install
 	$(BIN)/pytest -q

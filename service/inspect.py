@@ -13,10 +13,23 @@ from service.web import clock, db, signed_in, status_of, who
 from workflows.engine import audit
 from workflows.engine.clock import LOCAL_TZ
 from workflows.engine.errors import ZhibuError
-from workflows.programme import inbox, inspection, org
+from workflows.programme import inbox, inspection, org, trail_text
 
 bp = Blueprint("inspect", __name__)
-TRAIL_HEADERS = ["序号", "时间", "操作人", "事件", "流程实例", "任务", "党支部", "内容", "哈希"]
+# 内容 is the event in words; the raw JSON stays beside it for machines (and for the hash).
+TRAIL_HEADERS = [
+    "序号",
+    "时间",
+    "操作人",
+    "事件",
+    "流程实例",
+    "任务",
+    "党支部",
+    "内容",
+    "哈希",
+    "步骤",
+    "原始数据",
+]
 ACTIONS = {
     "instance.started": "发起流程",
     "instance.completed": "流程结束",
@@ -69,10 +82,11 @@ def _filters() -> dict:
 
 
 def _all_cells():
-    return (_cells(e) for e in audit.each_event(db(), **_filters()))
+    names = trail_text.labels(db())
+    return (_cells(e, names) for e in audit.each_event(db(), **_filters()))
 
 
-def _cells(event) -> list:
+def _cells(event, names: trail_text.Labels) -> list:
     return [
         event.seq,
         event.occurred_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S"),
@@ -81,8 +95,10 @@ def _cells(event) -> list:
         event.instance_id,
         event.bpmn_id,
         event.branch,
-        event.data,
+        trail_text.describe(names, event, limit=10_000),
         event.hash,
+        names.steps.get(event.bpmn_id or "", ""),
+        event.data,
     ]
 
 
@@ -99,6 +115,8 @@ def trail_page():
         more=len(events) > PAGE,
         page=page,
         actions=ACTIONS,
+        names=trail_text.labels(db()),
+        describe=trail_text.describe,
         verification=verification,
         processes=tasks.PROCESSES,
     )
@@ -131,7 +149,15 @@ def dossier_page(code: str):
     events = audit.events(db(), branches=None, branch=code, limit=5000)
     late = sum(1 for line in lines if line.on_time is False)
     return render_template(
-        "dossier.html", branch=branch, lines=lines, events=events, actions=ACTIONS, late=late, now=now
+        "dossier.html",
+        branch=branch,
+        lines=lines,
+        events=events,
+        actions=ACTIONS,
+        names=trail_text.labels(db()),
+        describe=trail_text.describe,
+        late=late,
+        now=now,
     )
 
 
@@ -145,4 +171,11 @@ def process_page(instance_id: int):
     if not inspection.may_read(db(), who(), view.instance):
         abort(403, "无权查看该流程")
     markers = {"done": view.done, "current": view.current, "late": view.late}
-    return render_template("process.html", view=view, markers=json.dumps(markers), actions=ACTIONS)
+    return render_template(
+        "process.html",
+        view=view,
+        markers=json.dumps(markers),
+        actions=ACTIONS,
+        names=trail_text.labels(db()),
+        describe=trail_text.describe,
+    )

@@ -286,3 +286,24 @@ def test_the_three_lists_are_views_of_the_ledger(site, deployed):
         printed = reader.get(f"/ledger/print?list={name}").get_data(as_text=True)
         assert "size: A4 landscape" in printed and cell in printed, name
     assert reader.get("/ledger?list=everything").status_code == 404
+
+
+def test_the_trail_speaks_chinese(site, deployed):
+    office, bearer = _api(site, "office1")
+    problem = {"source": "自查", "branch": "一支部", "title": "台账缺页", "description": "缺两页"}
+    office.post("/api/v1/rectifications", json=problem, headers=bearer)
+    secretary = signed_in(site.test_client(), "secretary1")
+    assign = {"responsible": "zhangsan", "measures": "逐页补齐", "deadline": "2026-12-10"}
+    assert _submit(secretary, _open(site, "secretary1", "assign"), assign).status_code == 302
+    reader = signed_in(site.test_client(), "inspector1")
+    page = reader.get("/trail?process=rectification").get_data(as_text=True)
+    body = page[page.find("<tbody>") :]
+    assert "<td>明确责任</td>" in body, body[:4000]
+    assert "整改责任人：zhangsan；整改措施：逐页补齐；整改时限：2026-12-10" in body, body[:3000]
+    assert "问题标题：台账缺页" in page and "起 <input" in page
+    sheet = load_workbook(io.BytesIO(reader.get("/trail.xlsx?process=rectification").data)).active
+    header = [c.value for c in sheet[1]]
+    rows = [dict(zip(header, r, strict=True)) for r in sheet.iter_rows(min_row=2, values_only=True)]
+    [done] = [r for r in rows if r["任务"] == "assign"]
+    assert done["步骤"] == "明确责任" and done["内容"].startswith("整改责任人：zhangsan")
+    assert '"responsible":"zhangsan"' in done["原始数据"]  # the machine column keeps the JSON
