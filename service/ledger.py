@@ -25,7 +25,8 @@ HEADERS = [
     "退回次数",
     "登记时间",
     "销号时间",
-    "督办约谈",  # last: the columns before it keep their places in exports people already read
+    "督办约谈",  # new columns go last: the ones before keep their places in exports people already read
+    "下一步",
 ]
 
 
@@ -62,6 +63,7 @@ def _cells(row: ledger.LedgerRow) -> list:
         _when(item.created_at),
         _when(item.closed_at),
         row.supervision or "",
+        row.next_step or "",
     ]
 
 
@@ -108,6 +110,7 @@ LISTS: dict[str, tuple[str, list[tuple[str, object]]]] = {
             ("状态", _status),
             ("是否逾期", lambda r: "是" if r.overdue else "否"),
             ("退回次数", lambda r: r.item.rounds),
+            ("下一步", lambda r: r.next_step),
             ("销号时间", lambda r: _when(r.item.closed_at)),
         ],
     ),

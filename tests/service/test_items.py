@@ -307,3 +307,40 @@ def test_the_trail_speaks_chinese(site, deployed):
     [done] = [r for r in rows if r["任务"] == "assign"]
     assert done["步骤"] == "明确责任" and done["内容"].startswith("整改责任人：zhangsan")
     assert '"responsible":"zhangsan"' in done["原始数据"]  # the machine column keeps the JSON
+
+
+def test_the_inbox_puts_overdue_first_then_undated_then_the_nearest_deadline(site, deployed, clock):
+    company = {"source": "自查", "title": "公司层面问题", "description": "d"}  # no branch: the office assigns
+    office, bearer = _api(site, "office1")
+    ids = [
+        office.post(
+            "/api/v1/rectifications", json={**company, "title": f"问题{n}"}, headers=bearer
+        ).get_json()["id"]
+        for n in range(3)
+    ]
+    todo = office.get("/api/v1/tasks?view=todo", headers=bearer).get_json()["items"]
+    assign = {t["instance_id"]: t["id"] for t in todo if t["bpmn_id"] == "assign"}
+    for iid, deadline in ((ids[0], "2026-12-10"), (ids[1], "2026-11-25")):
+        data = {"responsible": "office1", "measures": "m", "deadline": deadline}
+        assert (
+            office.post(
+                f"/api/v1/tasks/{assign[iid]}/complete", json={"data": data}, headers=bearer
+            ).status_code
+            == 200
+        )
+    clock.advance(days=2)  # 2026-11-26: 问题1's deadline has passed
+    office, bearer = _api(site, "office1")  # the token of two days ago has expired
+    order = [
+        (t["bpmn_id"], t["subject"])
+        for t in office.get("/api/v1/tasks?view=todo", headers=bearer).get_json()["items"]
+    ]
+    assert order == [("fix", "问题1"), ("assign", "问题2"), ("fix", "问题0")]
+    reader = signed_in(site.test_client(), "office1")
+    ledger_page = reader.get("/ledger?list=fixes").get_data(as_text=True)
+    assert (
+        "<th>下一步</th>" in ledger_page
+        and "整改落实（office1）" in ledger_page
+        and "明确责任（党委工作室）" in ledger_page
+    )
+    process = reader.get(f"/instances/{ids[2]}").get_data(as_text=True)
+    assert "下一步：明确责任（党委工作室）" in process

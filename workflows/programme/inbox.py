@@ -188,11 +188,28 @@ def search(
     if view == "done":
         query = query.order_by(TaskRecord.completed_at.desc(), TaskRecord.id)
     else:
-        query = query.order_by(
-            TaskRecord.due_at.is_(None), TaskRecord.due_at, TaskRecord.created_at, TaskRecord.id
-        )
+        query = query.order_by(*urgency(now), TaskRecord.created_at, TaskRecord.id)
     rows = list(session.scalars(query.limit(limit).offset(offset)))
     return Listing([(row, view in ("todo", "overdue")) for row in rows], counts[view], counts)
+
+
+def holder(assignee: str | None, lane: str | None, branch: str | None) -> str:
+    """Who holds an open task, in words: its person, else its lane's role; a branch lane's task of a
+    company-level item is the office's (as `actionable` has it)."""
+    if assignee:
+        return assignee
+    if branch is None and lanes().get(lane or "", {}).get("scope") in ("branch", "assignee"):
+        return "党委工作室"
+    return lane or "—"
+
+
+def urgency(now) -> tuple:
+    """Most urgent first: overdue, then work that has no deadline yet (a new 明确责任 sets the item's
+    deadline, so it must not sink below routine work due months ahead), then the nearest deadline."""
+    if now is None:
+        return (TaskRecord.due_at.is_(None), TaskRecord.due_at)
+    rank = case((TaskRecord.due_at <= now, 0), (TaskRecord.due_at.is_(None), 1), else_=2)
+    return (rank, TaskRecord.due_at)
 
 
 def visible_tasks(

@@ -40,6 +40,7 @@ class ProcessView:
     current: list[str]
     late: list[str]
     events: list[AuditEvent]
+    next_steps: list[str]  # "整改落实（zhangsan）": the open tasks and who holds each
 
 
 def process_view(session: Session, instance_id: int, now: datetime) -> ProcessView:
@@ -58,16 +59,18 @@ def process_view(session: Session, instance_id: int, now: datetime) -> ProcessVi
             done.add(bpmn_id)
         elif task.state in (TaskState.READY, TaskState.WAITING, TaskState.STARTED):
             current.add(bpmn_id)
-    late = {
-        t.bpmn_id
-        for t in session.scalars(
-            select(TaskRecord).where(TaskRecord.instance_id == instance_id, TaskRecord.status == "open")
+    open_tasks = list(
+        session.scalars(
+            select(TaskRecord)
+            .where(TaskRecord.instance_id == instance_id, TaskRecord.status == "open")
+            .order_by(TaskRecord.created_at)
         )
-        if t.due_at is not None and t.due_at <= now
-    }
+    )
+    late = {t.bpmn_id for t in open_tasks if t.due_at is not None and t.due_at <= now}
+    next_steps = [f"{t.title}（{inbox.holder(t.assignee, t.lane, t.branch)}）" for t in open_tasks]
     events = audit.events(session, branches=None, instance_id=instance_id, limit=2000)
     return ProcessView(
-        instance, version.bpmn_xml, sorted(done - current), sorted(current), sorted(late), events
+        instance, version.bpmn_xml, sorted(done - current), sorted(current), sorted(late), events, next_steps
     )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from workflows.engine import audit
 from workflows.engine.errors import NotFound
 from workflows.engine.models import AuditEvent, ProcessInstance, TaskRecord
-from workflows.programme import ledger
+from workflows.programme import inbox, ledger
 from workflows.programme.evidence import EvidenceFile
 
 PROCESS_ID = ledger.PROCESS_ID
@@ -122,7 +122,9 @@ def item(session: Session, instance_id: int) -> Item:
             .order_by(TaskRecord.created_at)
         )
     )
-    found.next_steps = [NextStep(t.id, t.title, t.assignee or t.lane or "", t.due_at) for t in open_tasks]
+    found.next_steps = [
+        NextStep(t.id, t.title, inbox.holder(t.assignee, t.lane, t.branch), t.due_at) for t in open_tasks
+    ]
     open_steps = {t.bpmn_id for t in open_tasks}
     found.supervision = (
         "、".join(mark for step, mark in ledger.SUPERVISION.items() if step in open_steps) or None

@@ -21,6 +21,7 @@ from workflows.engine.clock import LOCAL_TZ, end_of_day
 from workflows.engine.errors import EngineError
 from workflows.engine.models import Base, TaskRecord, UTCDateTime
 from workflows.engine.prepared import Prepared
+from workflows.programme.inbox import holder
 
 PROCESS_ID = "rectification"
 STATUS_BY_STEP = {"register": "待分派", "assign": "待分派", "fix": "整改中", "signoff": "待验收"}
@@ -114,6 +115,7 @@ class LedgerRow:
     item: Rectification
     overdue: bool
     supervision: str | None = None
+    next_step: str | None = None  # who acts next: "整改落实（zhangsan）"
 
     def as_json(self) -> dict[str, Any]:
         """The row as the API returns it."""
@@ -129,6 +131,7 @@ class LedgerRow:
             "deadline": item.deadline.isoformat() if item.deadline else None,
             "status": item.status,
             "supervision": self.supervision,
+            "next_step": self.next_step,
             "overdue": self.overdue,
             "rounds": item.rounds,
             "created_at": item.created_at.isoformat(),
@@ -184,19 +187,36 @@ def _ledger(
 
 
 def _with_flags(session: Session, items: list[Rectification], now: datetime) -> list[LedgerRow]:
-    """Overdue flags, and the supervision markers read from the open 督办/约谈 tasks of these items."""
+    """Overdue flags, and from the items' open tasks: supervision markers and who acts next."""
     marks: dict[int, list[str]] = {}
+    nexts: dict[int, list[str]] = {}
+    branches = {item.instance_id: item.branch for item in items}
     if items:
-        open_supervision = select(TaskRecord.instance_id, TaskRecord.bpmn_id).where(
-            TaskRecord.status == "open",
-            TaskRecord.bpmn_id.in_(SUPERVISION),
-            TaskRecord.instance_id.in_([item.instance_id for item in items]),
+        open_tasks = (
+            select(
+                TaskRecord.instance_id,
+                TaskRecord.bpmn_id,
+                TaskRecord.title,
+                TaskRecord.assignee,
+                TaskRecord.lane,
+            )
+            .where(
+                TaskRecord.status == "open", TaskRecord.instance_id.in_([item.instance_id for item in items])
+            )
+            .order_by(TaskRecord.created_at)
         )
-        for instance_id, step in session.execute(open_supervision):
-            marks.setdefault(instance_id, []).append(SUPERVISION[step])
+        for instance_id, step, title, assignee, lane in session.execute(open_tasks):
+            if step in SUPERVISION:
+                marks.setdefault(instance_id, []).append(SUPERVISION[step])
+            else:
+                nexts.setdefault(instance_id, []).append(
+                    f"{title}（{holder(assignee, lane, branches[instance_id])}）"
+                )
     rows = []
     for item in items:
         overdue = item.status != CLOSED and item.deadline is not None and end_of_day(item.deadline) <= now
         mark = "、".join(sorted(set(marks.get(item.instance_id, [])), key=list(SUPERVISION.values()).index))
-        rows.append(LedgerRow(item, overdue, mark or None))
+        rows.append(
+            LedgerRow(item, overdue, mark or None, "、".join(nexts.get(item.instance_id, [])) or None)
+        )
     return rows
