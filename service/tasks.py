@@ -7,7 +7,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from service import formdata, guard
 from service.guard import int_arg
 from service.web import clock, commit, current_user, db, signed_in, status_of, who
-from workflows.deadlines import notify
+from workflows.deadlines import escalation, notify
 from workflows.engine import instances
 from workflows.engine.clock import LOCAL_TZ
 from workflows.engine.errors import Forbidden, FormInvalid, InvalidInput, ZhibuError
@@ -110,6 +110,11 @@ def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None 
                 shown[item.name] = rows + [{} for _ in range(formdata.BLANK_ROWS)]
     allowed = actions.permissions(db(), current_user().username, record)
     whole = items.item(db(), record.instance_id) if record.process_id == items.PROCESS_ID else None
+    ladder = (
+        escalation.schedule(db(), record.process_id, record.bpmn_id, whole.deadline)
+        if whole is not None and whole.deadline and record.bpmn_id == "fix"
+        else []
+    )
     takes_files = "evidence" in ((details["schema"] or {}).get("properties") or {})
     return (
         render_template(
@@ -124,6 +129,7 @@ def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None 
             takes_files=takes_files,
             task=record,
             item=whole,
+            ladder=ladder,
             details=details,
             fields=formdata.fields(details["schema"]),
             values=shown,

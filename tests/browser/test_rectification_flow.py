@@ -15,6 +15,7 @@ from tests.support import ASSIGNED, REGISTERED, Driver, seed_people
 from workflows.engine import specs
 from workflows.engine.db import make_engine, make_session_factory, transaction
 from workflows.programme import org
+from workflows.programme.units import start_programme
 
 PHONE = {"width": 390, "height": 844}  # secretaries work on their phones
 
@@ -157,3 +158,21 @@ def test_secretary_fixes_a_form_error_office_signs_off_inspector_reads_the_trail
     shot(inspector, "dossier")
     inspector.goto(f"{base}/trail")
     assert "哈希链校验通过" in inspector.content()
+
+
+def test_repeated_rows_keep_their_labels_on_a_phone(browser, live, shot):
+    base, db_url, clock = live
+    prepare(db_url, clock)
+    start_programme(make_session_factory(make_engine(db_url)), 2026, None, actor="office1", clock=clock)
+    secretary = sign_in(browser.new_context(viewport=PHONE, locale="zh-CN"), base, "secretary1")
+    secretary.locator("li.task a", has_text="动员部署").click()
+    cells = secretary.locator("table.rows tbody tr").first.locator("td")
+    assert cells.count() >= 2
+    for index in range(cells.count()):
+        cell = cells.nth(index)
+        label = cell.evaluate("td => getComputedStyle(td, '::before').content")
+        assert label.strip('"') == cell.get_attribute("data-label") and label.strip('"')
+        box = cell.bounding_box()
+        assert box is not None and box["width"] <= PHONE["width"]  # stacked, not a table wider than the phone
+    assert secretary.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(secretary, "rows-on-phone")

@@ -78,6 +78,9 @@ def test_an_item_from_registration_to_sign_off(site, deployed):
     fix_id = _open(site, "zhangsan", "fix")
     page = member.get(f"/tasks/{fix_id}").get_data(as_text=True)
     assert "每月更新公开栏" in page and "2026-12-10 当天24时前" in page  # the measures, on 整改落实
+    # The ladder of that deadline, with why each reminder falls when it does (working days).
+    assert "到期提醒：2026-12-07 24时前（截止日前 3 个工作日（节假日、周末不计））" in page
+    assert "督办：2026-12-17 24时前（截止日后 5 个工作日" in page
     upload(member, fix_id, [("公开栏照片.png", PNG), ("更新记录.pdf", PDF)])
     assert (
         _submit(

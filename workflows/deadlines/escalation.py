@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -100,6 +101,33 @@ def instant(session: Session, process_id: str, task_id: str, number: int, deadli
     offset = level(process_id, task_id, number)["offset"]
     when, confirmed = calendar.deadline(calendar.load(session), deadline, offset)
     return when.isoformat(), confirmed
+
+
+@dataclass(frozen=True)
+class Step:
+    """One level of a deadline's ladder as people read it: when, and why then."""
+
+    level: int
+    name: str
+    at: datetime
+    why: str
+    confirmed: bool
+
+
+def schedule(session: Session, process_id: str, task_id: str, deadline: str) -> list[Step]:
+    """The ladder of one deadline: each level's instant and the working-day rule that put it there."""
+    days = calendar.load(session)
+    steps = []
+    for entry in ladder(process_id, task_id):
+        when, confirmed = calendar.deadline(days, deadline, entry["offset"])
+        offset = entry["offset"]
+        why = (
+            "截止日当天24时"
+            if offset == 0
+            else f"截止日{'前' if offset < 0 else '后'} {abs(offset)} 个工作日（节假日、周末不计）"
+        )
+        steps.append(Step(entry["level"], entry["name"], when, why, confirmed))
+    return steps
 
 
 def recipients(session: Session, who: list[str], *, branch: str | None, assignee: str | None) -> list[str]:
