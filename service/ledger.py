@@ -71,47 +71,52 @@ def _status(row: ledger.LedgerRow) -> str:
     return row.item.status + (f"（{row.supervision}）" if row.supervision else "")
 
 
+def _deadline(row: ledger.LedgerRow) -> str:
+    return f"{row.item.deadline.isoformat()} 24时前" if row.item.deadline else ""
+
+
+# Every column a list may show, by its header.
+COLUMNS = {
+    "编号": lambda r: r.item.instance_id,
+    "党支部": lambda r: r.item.branch or "公司",
+    "问题来源": lambda r: r.item.source,
+    "问题": lambda r: r.item.title,
+    "问题描述": lambda r: r.item.description,
+    "对应标准条目": lambda r: r.item.standard_item,
+    "登记时间": lambda r: _when(r.item.created_at),
+    "整改责任人": lambda r: r.item.responsible,
+    "整改措施": lambda r: r.item.measures,
+    "整改时限": _deadline,
+    "状态": _status,
+    "是否逾期": lambda r: "是" if r.overdue else "否",
+    "退回次数": lambda r: r.item.rounds,
+    "下一步": lambda r: r.next_step,
+    "销号时间": lambda r: _when(r.item.closed_at),
+}
 # The seed's three lists (问题清单、责任清单、整改清单) are views of one ledger; "ledger" is all of it.
-LISTS: dict[str, tuple[str, list[tuple[str, object]]]] = {
-    "ledger": ("整改台账", []),
+LISTS: dict[str, tuple[str, list[str]]] = {
+    "ledger": ("整改台账", HEADERS),
     "problems": (
         "问题清单",
-        [
-            ("编号", lambda r: r.item.instance_id),
-            ("党支部", lambda r: r.item.branch or "公司"),
-            ("问题来源", lambda r: r.item.source),
-            ("问题", lambda r: r.item.title),
-            ("问题描述", lambda r: r.item.description),
-            ("对应标准条目", lambda r: r.item.standard_item),
-            ("登记时间", lambda r: _when(r.item.created_at)),
-            ("状态", _status),
-        ],
+        ["编号", "党支部", "问题来源", "问题", "问题描述", "对应标准条目", "登记时间", "状态"],
     ),
     "responsibilities": (
         "责任清单",
-        [
-            ("编号", lambda r: r.item.instance_id),
-            ("党支部", lambda r: r.item.branch or "公司"),
-            ("问题", lambda r: r.item.title),
-            ("整改责任人", lambda r: r.item.responsible),
-            ("整改措施", lambda r: r.item.measures),
-            ("整改时限", lambda r: f"{r.item.deadline.isoformat()} 24时前" if r.item.deadline else ""),
-            ("状态", _status),
-        ],
+        ["编号", "党支部", "问题", "整改责任人", "整改措施", "整改时限", "状态"],
     ),
     "fixes": (
         "整改清单",
         [
-            ("编号", lambda r: r.item.instance_id),
-            ("党支部", lambda r: r.item.branch or "公司"),
-            ("问题", lambda r: r.item.title),
-            ("整改责任人", lambda r: r.item.responsible),
-            ("整改时限", lambda r: f"{r.item.deadline.isoformat()} 24时前" if r.item.deadline else ""),
-            ("状态", _status),
-            ("是否逾期", lambda r: "是" if r.overdue else "否"),
-            ("退回次数", lambda r: r.item.rounds),
-            ("下一步", lambda r: r.next_step),
-            ("销号时间", lambda r: _when(r.item.closed_at)),
+            "编号",
+            "党支部",
+            "问题",
+            "整改责任人",
+            "整改时限",
+            "状态",
+            "是否逾期",
+            "退回次数",
+            "下一步",
+            "销号时间",
         ],
     ),
 }
@@ -128,38 +133,11 @@ def _table(name: str, rows) -> tuple[list[str], object]:
     """Headers and (row, cells) pairs of one list."""
     if name == "ledger":
         return HEADERS, ((r, ["" if v is None else v for v in _cells(r)]) for r in rows)
-    columns = LISTS[name][1]
-    return [h for h, _ in columns], (
-        (r, ["" if (v := get(r)) is None else v for _, get in columns]) for r in rows
-    )
+    headers = LISTS[name][1]
+    return headers, ((r, ["" if (v := COLUMNS[h](r)) is None else v for h in headers]) for r in rows)
 
 
-@bp.get("/ledger")
-@signed_in
-def ledger_page():
-    name, page = _list(), int_arg("page", 1, low=1, high=100_000)
-    rows = ledger.rows(db(), limit=PAGE + 1, offset=(page - 1) * PAGE, **_filters())
-    headers, table = _table(name, rows[:PAGE])
-    return render_template(
-        "ledger.html",
-        rows=rows[:PAGE],
-        headers=headers,
-        table=list(table),
-        lists=LISTS,
-        current=name,
-        more=len(rows) > PAGE,
-        page=page,
-        statuses=ledger.STATUSES,
-        print_view=False,
-        may_register=actions.registering_branches(db(), current_user().username) != frozenset(),
-    )
-
-
-@bp.get("/ledger/print")
-@signed_in
-def ledger_print():
-    name = _list()
-    rows = list(ledger.each_row(db(), **_filters()))
+def _render(name: str, rows: list, **page) -> str:
     headers, table = _table(name, rows)
     return render_template(
         "ledger.html",
@@ -168,11 +146,26 @@ def ledger_print():
         table=list(table),
         lists=LISTS,
         current=name,
-        more=False,
-        page=1,
         statuses=ledger.STATUSES,
-        print_view=True,
+        **page,
     )
+
+
+@bp.get("/ledger")
+@signed_in
+def ledger_page():
+    name, page = _list(), int_arg("page", 1, low=1, high=100_000)
+    rows = ledger.rows(db(), limit=PAGE + 1, offset=(page - 1) * PAGE, **_filters())
+    may_register = actions.registering_branches(db(), current_user().username) != frozenset()
+    return _render(
+        name, rows[:PAGE], more=len(rows) > PAGE, page=page, print_view=False, may_register=may_register
+    )
+
+
+@bp.get("/ledger/print")
+@signed_in
+def ledger_print():
+    return _render(_list(), list(ledger.each_row(db(), **_filters())), more=False, page=1, print_view=True)
 
 
 @bp.get("/ledger.xlsx")
