@@ -131,21 +131,20 @@ def values(
 ) -> dict[str, Any]:
     """What to show in each input: the task's current data, rows padded with blank ones.
 
-    A deadline field (`"x-zhibu": "future-date"`) is never offered a date that is not after `today`:
-    a rejection must set a new deadline, and a pre-filled expired one invites keeping it.
+    With `today` (a form being filled in), a deadline field (`"x-zhibu": "future-date"`) is never offered a
+    date that is not after today, and a field marked `"x-zhibu-prefill": false` starts empty (a rejection's
+    new deadline must be chosen, not kept).
     """
     data = data or {}
     shown: dict[str, Any] = {}
-    deadlines = {
-        n for n, p in ((schema or {}).get("properties") or {}).items() if p.get("x-zhibu") == "future-date"
-    }
+    props = (schema or {}).get("properties") or {}
+    deadlines = {n for n, p in props.items() if p.get("x-zhibu") == "future-date"}
+    fresh = {n for n, p in props.items() if p.get("x-zhibu-prefill") is False}
     for item in fields(schema):
         value = data.get(item.name)
-        if (
-            item.name in deadlines
-            and today is not None
-            and isinstance(value, str)
-            and value[:10] <= today.isoformat()
+        if today is not None and (
+            item.name in fresh
+            or (item.name in deadlines and isinstance(value, str) and value[:10] <= today.isoformat())
         ):
             value = None
         if item.kind == "lines":

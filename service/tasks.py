@@ -101,14 +101,15 @@ def overview_page():
 def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None = None, status: int = 200):
     record = actions.visible_task(db(), current_user().username, task_id)
     details = instances.task_details(db(), record)
-    shown = formdata.values(details["data"], details["schema"], clock().now().astimezone(LOCAL_TZ).date())
+    allowed = actions.permissions(db(), current_user().username, record)
+    today = clock().now().astimezone(LOCAL_TZ).date() if allowed.act else None  # only a form being filled in
+    shown = formdata.values(details["data"], details["schema"], today)
     if posted is not None:
         shown.update({k: v for k, v in posted.items() if not isinstance(shown.get(k), list)})
         for item in formdata.fields(details["schema"]):
             if item.kind == "rows":
                 rows = formdata.parse(details["schema"], posted).get(item.name, [])
                 shown[item.name] = rows + [{} for _ in range(formdata.BLANK_ROWS)]
-    allowed = actions.permissions(db(), current_user().username, record)
     whole = items.item(db(), record.instance_id) if record.process_id == items.PROCESS_ID else None
     ladder = (
         escalation.schedule(db(), record.process_id, record.bpmn_id, whole.deadline)

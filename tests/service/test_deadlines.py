@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.service.conftest import dump
-from tests.support import ASSIGNED, FIXED, Driver
+from tests.support import ASSIGNED, FIXED, REGISTERED, Driver
 from workflows.engine.models import TaskRecord
 
 from .test_app import app_for, signed_in
@@ -66,12 +66,18 @@ def test_the_web_form_says_it_by_the_field_and_offers_no_expired_date(db_url, de
         iid = session.get(TaskRecord, assign_task).instance_id
     driver.complete(driver.only_task(iid).id, FIXED, actor="zhangsan")
     signoff = driver.only_task(iid)
+    suggested = driver.start({**REGISTERED, "deadline": "2026-11-25"}, actor="office1")  # a suggestion
+    assign = driver.only_task(suggested)
     driver.close()
     office = signed_in(app_for(db_url, clock).test_client(), "office1")
-    assert 'value="2026-11-30"' in office.get(f"/tasks/{signoff.id}").get_data(as_text=True)
-    clock.advance(days=7)  # 2026-12-01: the item's deadline 2026-11-30 has passed
     page = office.get(f"/tasks/{signoff.id}").get_data(as_text=True)
-    assert 'value="2026-11-30"' not in page
+    assert 'name="deadline" value=""' in page  # a rejection's deadline is new: the old one is not offered
+    page = client.get(f"/tasks/{assign.id}").get_data(as_text=True)
+    assert 'name="deadline" value="2026-11-25"' in page  # the registration's suggestion, still ahead
+    clock.advance(days=1, hours=14)  # 2026-11-26 00:00: the suggestion has passed
+    secretary = signed_in(app_for(db_url, clock).test_client(), "secretary1")
+    page = secretary.get(f"/tasks/{assign.id}").get_data(as_text=True)
+    assert 'name="deadline" value=""' in page  # an expired date is never offered
 
 
 def test_a_deadline_on_a_rest_day_is_refused_with_the_next_working_day(db_url, deployed, clock, assign_task):

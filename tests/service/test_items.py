@@ -347,3 +347,46 @@ def test_the_inbox_puts_overdue_first_then_undated_then_the_nearest_deadline(sit
     )
     process = reader.get(f"/instances/{ids[2]}").get_data(as_text=True)
     assert "下一步：明确责任（党委工作室）" in process
+
+
+def test_a_rejection_needs_a_new_deadline_and_an_approval_none(site, deployed, clock):
+    office, bearer = _api(site, "office1")
+    problem = {"source": "自查", "branch": "一支部", "title": "台账缺页", "description": "缺两页"}
+    iid = office.post("/api/v1/rectifications", json=problem, headers=bearer).get_json()["id"]
+    secretary = signed_in(site.test_client(), "secretary1")
+    assign = {"responsible": "zhangsan", "measures": "补页", "deadline": "2026-12-10"}
+    assert _submit(secretary, _open(site, "secretary1", "assign"), assign).status_code == 302
+    member = signed_in(site.test_client(), "zhangsan")
+    assert (
+        _submit(member, _open(site, "zhangsan", "fix"), {"done": "已补页", "evidence": "照片"}).status_code
+        == 302
+    )
+    signoff_id = _open(site, "office1", "signoff")
+    signer = signed_in(site.test_client(), "office1")
+    page = signer.get(f"/tasks/{signoff_id}").get_data(as_text=True)
+    assert 'name="deadline" value=""' in page  # the new deadline is chosen, never the old one kept
+    url = f"/api/v1/tasks/{signoff_id}/complete"
+    same = {"approved": False, "comment": "再补", "deadline": "2026-12-10"}
+    answer = office.post(url, json={"data": same}, headers=bearer)
+    assert answer.status_code == 400 and "须与原来的" in answer.get_json()["errors"]["deadline"]
+    approved_with_date = {"approved": True, "deadline": "2027-03-01"}
+    answer = office.post(url, json={"data": approved_with_date}, headers=bearer)
+    assert answer.status_code == 400 and answer.get_json()["errors"] == {"deadline": "此情况下不应填写这一项"}
+    assert office.post(url, json={"data": {"approved": True}}, headers=bearer).status_code == 200
+    whole = office.get(f"/api/v1/rectifications/{iid}", headers=bearer).get_json()
+    assert whole["status"] == "已销号" and whole["deadline"] == "2026-12-10"
+    # A finished task shows its deadline as it was, even once that date has passed.
+    clock.advance(days=20)
+    secretary = signed_in(site.test_client(), "secretary1")
+    done_page = secretary.get(f"/tasks/{_done(site, 'secretary1', 'assign')}").get_data(as_text=True)
+    assert 'value="2026-12-10"' in done_page
+
+
+def _done(app, username, bpmn_id) -> str:
+    client, bearer = _api(app, username)
+    [task] = [
+        t
+        for t in client.get("/api/v1/tasks?view=done", headers=bearer).get_json()["items"]
+        if t["bpmn_id"] == bpmn_id
+    ]
+    return task["id"]

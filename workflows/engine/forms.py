@@ -60,6 +60,9 @@ def _messages(error: ValidationError, schema: dict[str, Any]) -> list[tuple[str,
     if kind == "required":
         missing = [name for name in value if name not in (error.instance or {})]
         return [(_join([*path, name]), f"请填写“{_title(schema, path, name)}”") for name in missing]
+    if kind == "not" and isinstance(value, dict) and set(value) == {"required"}:  # "then leave these out"
+        present = [name for name in value["required"] if name in (error.instance or {})]
+        return [(_join([*path, name]), "此情况下不应填写这一项") for name in present]
     if kind == "additionalProperties":
         allowed = set(error.schema.get("properties", {}))
         extra = sorted(k for k in (error.instance or {}) if k not in allowed)

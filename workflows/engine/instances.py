@@ -105,11 +105,18 @@ def _run_later(work: list) -> None:
 
 
 def _checked(
-    session: Session, schema: dict | None, data: Any, branch: str | None, now: datetime
+    session: Session,
+    schema: dict | None,
+    data: Any,
+    branch: str | None,
+    now: datetime,
+    current: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Form data that satisfies its schema and the domain's checks (`extensions.check_form`), or FormInvalid.
 
-    Both kinds of problem are reported together, so a form comes back with every message at once.
+    A property marked `"x-zhibu-new": true` must differ from the value the task already holds (`current`),
+    e.g. a new deadline. Every kind of problem is reported together, so a form comes back with every
+    message at once.
     """
     try:
         submitted, errors = forms.validate(schema, data), {}
@@ -118,6 +125,10 @@ def _checked(
     if isinstance(submitted, dict):
         for name, message in extensions.check_form(session, schema, submitted, branch, now).items():
             errors.setdefault(name, message)
+        for name, prop in ((schema or {}).get("properties") or {}).items():
+            same = name in submitted and submitted[name] == (current or {}).get(name)
+            if prop.get("x-zhibu-new") and same:
+                errors.setdefault(name, f"须与原来的“{submitted[name]}”不同")
     if errors:
         raise FormInvalid(errors)
     return submitted
@@ -342,7 +353,7 @@ def complete_task(
         raise Conflict(f"任务“{title}”当前不可办理（可能已被他人办理）")
     schema = loaded.spec.form_schema(tasks.form_filename(task))
     now = clock.now()
-    submitted = _checked(session, schema, data if data is not None else {}, loaded.row.branch, now)
+    submitted = _checked(session, schema, data if data is not None else {}, loaded.row.branch, now, task.data)
     task.data.update(submitted)
 
     def step():

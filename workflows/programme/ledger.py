@@ -70,12 +70,14 @@ def _latest_data(workflow) -> dict[str, Any]:
     return task.data
 
 
-def status_of(completed: bool, open_steps: set[str]) -> str:
+def status_of(completed: bool, open_steps: set[str], signed_off: bool = False) -> str:
     """The item's status from where its process stands; a position the ledger does not know is an error.
 
     Exactly one of the main steps is open while the item runs; 督办/约谈 run beside it (see `SUPERVISION`).
+    Items started on a diagram version whose 已销号 did not yet end them may still have 督办/约谈 open
+    after an approved sign-off: they are closed all the same.
     """
-    if completed:
+    if completed or (signed_off and open_steps and open_steps <= SUPERVISION.keys()):
         return CLOSED
     main = [STATUS_BY_STEP[step] for step in ("signoff", "fix", "assign", "register") if step in open_steps]
     unknown = open_steps - STATUS_BY_STEP.keys() - SUPERVISION.keys()
@@ -87,7 +89,7 @@ def status_of(completed: bool, open_steps: set[str]) -> str:
 def project(session: Session, row, workflow, open_steps: set[str], now: datetime) -> None:
     """Rewrite an item's ledger row from its workflow (called with every save of a rectification)."""
     data = _latest_data(workflow)
-    status = status_of(row.status == "completed", open_steps)
+    status = status_of(row.status == "completed", open_steps, signed_off=data.get("approved") is True)
     deadline = data.get("deadline")
     signoffs = sum(
         1

@@ -20,3 +20,11 @@ def test_status_follows_the_open_main_step():
 def test_an_unknown_position_is_an_error_never_a_default(open_steps):
     with pytest.raises(EngineError):
         ledger.status_of(False, open_steps)
+
+
+def test_an_item_of_an_older_diagram_is_closed_at_an_approved_sign_off_with_supervision_left_open():
+    # Before 已销号 became a terminate end, approving left 督办/约谈 running beside a finished item.
+    assert ledger.status_of(False, {"supervise"}, signed_off=True) == "已销号"
+    assert ledger.status_of(False, {"supervise", "interview"}, signed_off=True) == "已销号"
+    with pytest.raises(EngineError):
+        ledger.status_of(False, {"supervise"}, signed_off=False)
