@@ -145,7 +145,8 @@ def list_tasks():
     query = TaskRecord.status == "open" if status == "open" else TaskRecord.status != "open"
     rows = inbox.visible_tasks(db(), who, query, limit=limit, offset=offset)
     acting = inbox.actionable_ids(db(), who, [t.id for t in rows])
-    return jsonify(items=[task_json(t, now, t.id in acting) for t in rows], total=len(rows))
+    total = inbox.count_visible(db(), who, query)
+    return jsonify(items=[task_json(t, now, t.id in acting) for t in rows], total=total)
 
 
 @bp.get("/tasks/<task_id>")

@@ -390,3 +390,14 @@ def _done(app, username, bpmn_id) -> str:
         if t["bpmn_id"] == bpmn_id
     ]
     return task["id"]
+
+
+def test_the_task_listing_pages_with_a_true_total(site, deployed):
+    office, bearer = _api(site, "office1")
+    for n in range(3):
+        problem = {"source": "自查", "branch": "一支部", "title": f"问题{n}", "description": "d"}
+        office.post("/api/v1/rectifications", json=problem, headers=bearer)
+    first = office.get("/api/v1/tasks?limit=2", headers=bearer).get_json()
+    rest = office.get("/api/v1/tasks?limit=2&offset=2", headers=bearer).get_json()
+    assert (len(first["items"]), first["total"], len(rest["items"]), rest["total"]) == (2, 3, 1, 3)
+    assert {t["id"] for t in first["items"]}.isdisjoint(t["id"] for t in rest["items"])

@@ -240,6 +240,12 @@ def actionable_ids(session: Session, who: Person, task_ids: list[str]) -> set[st
     return set(session.scalars(query))
 
 
+def count_visible(session: Session, who: Person, condition: ColumnElement[bool]) -> int:
+    """How many tasks this person may see meet `condition` (all pages)."""
+    query = select(func.count()).select_from(TaskRecord).where(visible(who), condition)
+    return session.scalar(query) or 0
+
+
 def readable_branches(who: Person) -> frozenset[str] | None:
     """Branches whose records (ledger, trail) this person may read; None means all of them."""
     if who.company_roles & set(WATCH_ALL):
