@@ -16,8 +16,9 @@ from flask import Blueprint, g, jsonify, request
 from service import auth, openapi
 from service.guard import int_arg
 from service.web import clock, commit, db, status_of
-from workflows.engine import audit, instances
+from workflows.engine import audit
 from workflows.engine.clock import due_date
+from workflows.engine.details import task_details
 from workflows.engine.errors import FormInvalid, ZhibuError
 from workflows.engine.models import AuditEvent, TaskRecord
 from workflows.programme import actions, credentials, inbox, items, ledger, org
@@ -153,7 +154,7 @@ def list_tasks():
 @token_required
 def get_task(task_id: str):
     record = actions.visible_task(db(), g.api_user, task_id)
-    details = instances.task_details(db(), record)
+    details = task_details(db(), record)
     may = inbox.can_act(db(), g.api_user, task_id)
     return jsonify(
         {**task_json(record, clock().now(), may), "schema": details["schema"], "data": details["data"]}

@@ -8,8 +8,8 @@ from service import formdata, guard
 from service.guard import int_arg
 from service.web import clock, commit, current_user, db, signed_in, status_of, who
 from workflows.deadlines import escalation, notify
-from workflows.engine import instances
 from workflows.engine.clock import LOCAL_TZ
+from workflows.engine.details import task_details
 from workflows.engine.errors import Forbidden, FormInvalid, InvalidInput, ZhibuError
 from workflows.programme import actions, dashboard, evidence, inbox, items, org, overview
 
@@ -100,7 +100,7 @@ def overview_page():
 
 def _task_page(task_id: str, *, posted: dict | None = None, errors: dict | None = None, status: int = 200):
     record = actions.visible_task(db(), current_user().username, task_id)
-    details = instances.task_details(db(), record)
+    details = task_details(db(), record)
     allowed = actions.permissions(db(), current_user().username, record)
     today = clock().now().astimezone(LOCAL_TZ).date() if allowed.act else None  # only a form being filled in
     shown = formdata.values(details["data"], details["schema"], today)
@@ -168,7 +168,7 @@ def complete(task_id: str):
             actions.attach_evidence(
                 db(), user, task_id, uploads, now=clock().now(), root=evidence.store_root()
             )
-        data = formdata.parse(instances.task_details(db(), record)["schema"], request.form.to_dict())
+        data = formdata.parse(task_details(db(), record)["schema"], request.form.to_dict())
         done = actions.complete_as(db(), user, task_id, data, clock=clock())
         commit()
     except (FormInvalid, InvalidInput) as exc:

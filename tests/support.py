@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from workflows.engine import audit, consistency, instances, runner, specs, tasks, timers
+from workflows.engine import audit, consistency, details, instances, runner, specs, tasks, timers
 from workflows.engine.clock import LOCAL_TZ, FixedClock
 from workflows.engine.db import make_engine, make_session_factory, transaction
 from workflows.engine.models import AuditEvent, ProcessInstance, TaskRecord
@@ -94,7 +94,7 @@ class Driver:
 
     def task_data(self, task_id: str) -> dict:
         with self.factory()() as session:
-            return instances.task_details(session, instances.task_record(session, task_id))["data"]
+            return details.task_details(session, instances.task_record(session, task_id))["data"]
 
     def mismatches(self, instance_id: int | None = None) -> list[str]:
         with self.factory()() as session:

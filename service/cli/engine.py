@@ -11,7 +11,7 @@ import click
 from service import create_app
 from service.cli.common import Group, default_actor, factory, parse_json
 from workflows.deadlines import calendar
-from workflows.engine import audit, checkpoints, consistency, instances, runner, specs, tasks
+from workflows.engine import audit, checkpoints, consistency, details, runner, specs, tasks
 from workflows.engine.clock import LOCAL_TZ, clock_from_env, due_text
 from workflows.engine.db import database_url, init_db, make_engine, make_session_factory, transaction
 from workflows.programme import catalog, demo, inbox
@@ -80,7 +80,7 @@ def list_tasks(instance_id: int | None, username: str | None, as_json: bool) -> 
                 ]
         if as_json:
             items = [
-                {**instances.task_details(session, row), "can_act": act}
+                {**details.task_details(session, row), "can_act": act}
                 for _, rows, act in sections
                 for row in rows
             ]

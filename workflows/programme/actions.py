@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from workflows.engine import audit, instances, interventions, specs
+from workflows.engine import audit, details, instances, interventions, specs
 from workflows.engine.clock import Clock
 from workflows.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from workflows.engine.models import Base, TaskRecord, UTCDateTime
@@ -62,7 +62,7 @@ def complete_as(
         raise Forbidden("该任务不由您办理")
     files = evidence.of_task(session, task_id)
     if files and isinstance(data, dict):
-        schema = instances.task_details(session, record)["schema"] or {}
+        schema = details.task_details(session, record)["schema"] or {}
         if "evidence" in schema.get("properties", {}):
             listed = data.get("evidence") if isinstance(data.get("evidence"), list) else []
             data = {**data, "evidence": listed + [f"{f.name} [/files/{f.id}]" for f in files]}

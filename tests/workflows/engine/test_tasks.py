@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import ASSIGNED, FIXED, REGISTERED, Driver
+from workflows.deadlines.calendar import WorkCalendar
+from workflows.deadlines.calendar import deadline as calendar_deadline
 from workflows.engine.clock import LOCAL_TZ, FixedClock
 from workflows.engine.errors import Conflict, FormInvalid
 
@@ -30,19 +32,25 @@ INVALID = {
 # The ladder of 整改落实 for ASSIGNED's deadline (2026-11-30): reminder, deadline, supervision, interview.
 LADDER = [datetime(2026, 11, 26, tzinfo=LOCAL_TZ), datetime(2026, 12, 1, tzinfo=LOCAL_TZ)]
 LADDER += [datetime(2026, 12, 8, tzinfo=LOCAL_TZ), datetime(2026, 12, 15, tzinfo=LOCAL_TZ)]
-# A deadline must lie after today: once the walk has passed 2026-11-29, assignments and rejections
-# give 2027-01-29 (a Friday; 2027 is Monday-Friday until its calendar is loaded), whose ladder is this.
-LATER = "2027-01-29"
-LADDERS = {
-    ASSIGNED["deadline"]: LADDER,
-    LATER: [datetime(2027, 1, 27, tzinfo=LOCAL_TZ), datetime(2027, 1, 30, tzinfo=LOCAL_TZ)]
-    + [datetime(2027, 2, 6, tzinfo=LOCAL_TZ), datetime(2027, 2, 13, tzinfo=LOCAL_TZ)],
-}
+OFFSETS = (-3, 0, 5, 10)  # data/escalation.json's default ladder, in working days
 
 
-def deadline_for(now: datetime) -> str:
-    """The deadline a valid assignment or rejection gives at `now`: the scenario's, while it is ahead."""
-    return ASSIGNED["deadline"] if now < datetime(2026, 11, 30, tzinfo=LOCAL_TZ) else LATER
+def deadline_for(now: datetime, current: str | None) -> str:
+    """A deadline a valid assignment or rejection may give at `now`: a working day after today, and for a
+    rejection a new one. The scenario's own (2026-11-30) while it is ahead and new."""
+    if now < datetime(2026, 11, 30, tzinfo=LOCAL_TZ) and current != ASSIGNED["deadline"]:
+        return ASSIGNED["deadline"]
+    day = (now.astimezone(LOCAL_TZ) + timedelta(days=30)).date()
+    while not WorkCalendar().is_workday(day) or day.isoformat() == current:
+        day += timedelta(days=1)
+    return day.isoformat()
+
+
+def ladder_of(deadline: str) -> list[datetime]:
+    """When each level of a deadline's ladder is reached (the scenario's is spelled out above)."""
+    if deadline == ASSIGNED["deadline"]:
+        return LADDER
+    return [calendar_deadline(WorkCalendar(), deadline, offset)[0] for offset in OFFSETS]
 
 
 moves = st.lists(
@@ -93,7 +101,8 @@ def test_random_walk_keeps_indexes_true(mode, db_url, deployed, clock, registere
             task = current[0]
             data = VALID.get(task.bpmn_id) or {"approved": arg, "comment": "意见"}
             if task.bpmn_id == "assign" or (task.bpmn_id == "signoff" and not arg):
-                data = {**data, "deadline": deadline_for(driver.clock.now())}
+                current = driver.task_data(task.id).get("deadline")
+                data = {**data, "deadline": deadline_for(driver.clock.now(), current)}
             driver.complete(task.id, data)
             done.append(task.id)
         elif move == "invalid":
@@ -106,7 +115,7 @@ def test_random_walk_keeps_indexes_true(mode, db_url, deployed, clock, registere
     if driver.instance(iid).status == "completed":
         assert driver.open_tasks(iid) == [] and driver.instance(iid).next_due_at is None
     for fix in (t for t in driver.open_tasks(iid) if t.bpmn_id == "fix"):
-        ladder = LADDERS[driver.task_data(fix.id)["deadline"]]
+        ladder = ladder_of(driver.task_data(fix.id)["deadline"])
         reached = len([at for at in ladder if at < driver.clock.now()])  # Spiff fires strictly after
         assert fix.escalation_level == reached
     driver.close()
