@@ -237,12 +237,7 @@ def test_registering_a_problem_from_the_web(site, db_url, deployed):
 
 
 def test_evidence_goes_with_the_form_and_typing_is_never_lost(site, deployed):
-    office, bearer = _api(site, "office1")
-    problem = {"source": "自查", "branch": "一支部", "title": "台账缺页", "description": "缺两页"}
-    iid = office.post("/api/v1/rectifications", json=problem, headers=bearer).get_json()["id"]
-    secretary = signed_in(site.test_client(), "secretary1")
-    assign = {"responsible": "zhangsan", "measures": "补页", "deadline": "2026-12-10"}
-    assert _submit(secretary, _open(site, "secretary1", "assign"), assign).status_code == 302
+    iid = _registered_and_assigned(site)
     member = signed_in(site.test_client(), "zhangsan")
     fix_id = _open(site, "zhangsan", "fix")
     page = member.get(f"/tasks/{fix_id}").get_data(as_text=True)
@@ -267,14 +262,15 @@ def test_evidence_goes_with_the_form_and_typing_is_never_lost(site, deployed):
     assert round_one.done == "已补页" and [f.name for f in round_one.files] == ["照片.png", "记录.pdf"]
 
 
-def _registered_and_assigned(site) -> None:
-    """An item of 一支部 registered by the office and assigned to zhangsan, due 2026-12-10."""
+def _registered_and_assigned(site) -> int:
+    """An item of 一支部 registered by the office and assigned to zhangsan, due 2026-12-10; its id."""
     office, bearer = _api(site, "office1")
     problem = {"source": "自查", "branch": "一支部", "title": "台账缺页", "description": "缺两页"}
-    office.post("/api/v1/rectifications", json=problem, headers=bearer)
+    iid = office.post("/api/v1/rectifications", json=problem, headers=bearer).get_json()["id"]
     secretary = signed_in(site.test_client(), "secretary1")
     assign = {"responsible": "zhangsan", "measures": "逐页补齐", "deadline": "2026-12-10"}
     assert _submit(secretary, _open(site, "secretary1", "assign"), assign).status_code == 302
+    return iid
 
 
 def test_the_three_lists_are_views_of_the_ledger(site, deployed):
@@ -350,12 +346,9 @@ def test_the_inbox_puts_overdue_first_then_undated_then_the_nearest_deadline(sit
 
 
 def test_a_rejection_needs_a_new_deadline_and_an_approval_none(site, deployed, clock):
+    iid = _registered_and_assigned(site)
     office, bearer = _api(site, "office1")
-    problem = {"source": "自查", "branch": "一支部", "title": "台账缺页", "description": "缺两页"}
-    iid = office.post("/api/v1/rectifications", json=problem, headers=bearer).get_json()["id"]
     secretary = signed_in(site.test_client(), "secretary1")
-    assign = {"responsible": "zhangsan", "measures": "补页", "deadline": "2026-12-10"}
-    assert _submit(secretary, _open(site, "secretary1", "assign"), assign).status_code == 302
     member = signed_in(site.test_client(), "zhangsan")
     assert (
         _submit(member, _open(site, "zhangsan", "fix"), {"done": "已补页", "evidence": "照片"}).status_code
