@@ -19,8 +19,9 @@ from sqlalchemy import select
 
 from workflows.engine import runner, specs
 from workflows.engine.clock import LOCAL_TZ, FixedClock
-from workflows.engine.db import init_db, make_engine, make_session_factory, transaction
+from workflows.engine.db import make_engine, make_session_factory, transaction
 from workflows.engine.models import TaskRecord
+from workflows.migrations import init_db
 from workflows.programme import catalog, org, units
 
 SIZES = (10, 1000)

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workflows.engine import instances, runner, specs
 from workflows.engine.clock import LOCAL_TZ, FixedClock
-from workflows.engine.db import init_db, make_engine, make_session_factory, transaction
+from workflows.engine.db import make_engine, make_session_factory, transaction
 from workflows.engine.models import TaskRecord
+from workflows.migrations import init_db
 from workflows.programme import org
 
 START = datetime(2026, 11, 24, 10, 0, tzinfo=LOCAL_TZ)

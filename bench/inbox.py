@@ -18,8 +18,9 @@ from sqlalchemy import event, insert
 from bench.common import timed_ms
 from workflows.engine import specs
 from workflows.engine.clock import LOCAL_TZ
-from workflows.engine.db import init_db, make_engine, make_session_factory, transaction
+from workflows.engine.db import make_engine, make_session_factory, transaction
 from workflows.engine.models import ProcessInstance, TaskRecord
+from workflows.migrations import init_db
 from workflows.programme import inbox, org
 
 ROWS, OPEN, BRANCHES, INSTANCES = 1_000_000, 50_000, 1_000, 20_000

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from tests.support import seed_people
 from workflows.engine import specs
 from workflows.engine.clock import LOCAL_TZ, FixedClock
-from workflows.engine.db import init_db, make_engine, make_session_factory, transaction
+from workflows.engine.db import make_engine, make_session_factory, transaction
+from workflows.migrations import init_db
 
 POSTGRES_URL = os.environ.get("ZHIBU_TEST_POSTGRES_URL", "").strip()
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]

@@ -10,10 +10,11 @@ import click
 
 from service import create_app
 from service.cli.common import Group, default_actor, factory, parse_json
+from workflows import migrations
 from workflows.deadlines import calendar
 from workflows.engine import audit, checkpoints, consistency, details, runner, specs, tasks
 from workflows.engine.clock import LOCAL_TZ, clock_from_env, due_text
-from workflows.engine.db import database_url, init_db, make_engine, make_session_factory, transaction
+from workflows.engine.db import database_url, make_engine, make_session_factory, prepare, transaction
 from workflows.programme import catalog, demo, inbox
 
 
@@ -25,10 +26,12 @@ def db() -> None:
 @db.command("init")
 @click.option("--actor", default=default_actor)
 def db_init(actor: str) -> None:
-    """创建数据库表并部署 bpmn/ 中的流程。"""
+    """创建或升级数据库表结构，并部署 bpmn/ 中的流程。"""
     url = database_url()
     engine = make_engine(url)
-    init_db(engine)
+    before, after = migrations.upgrade(engine)
+    prepare(engine)
+    click.echo(_revision_line(before, after))
     now = clock_from_env().now()
     with transaction(make_session_factory(engine)) as session:
         created = specs.deploy_all(session, now=now, actor=actor)
@@ -36,6 +39,24 @@ def db_init(actor: str) -> None:
             catalog.load(session, catalog.read_file(catalog.DEFAULT_CATALOG), now=now, actor=actor)
     click.echo(f"数据库已就绪：{engine.url.render_as_string(hide_password=True)}")
     click.echo(f"新部署流程版本 {len(created)} 个")
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """把数据库表结构升级到最新版本（数据保留；已是最新则不变）。"""
+    engine = make_engine(database_url())
+    before, after = migrations.upgrade(engine)
+    prepare(engine)
+    click.echo(_revision_line(before, after))
+    click.echo(f"数据库：{engine.url.render_as_string(hide_password=True)}")
+
+
+def _revision_line(before: str | None, after: str | None) -> str:
+    if before == after:
+        return f"表结构已是最新版本（{after}）"
+    if before is None:
+        return f"已创建表结构（版本 {after}）"
+    return f"表结构已从版本 {before} 升级到 {after}"
 
 
 @click.command()

@@ -17,7 +17,8 @@ from werkzeug.serving import make_server
 
 from service import create_app
 from workflows.engine.clock import LOCAL_TZ, FixedClock
-from workflows.engine.db import init_db, make_engine
+from workflows.engine.db import make_engine
+from workflows.migrations import init_db
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from workflows.engine import audit
-from workflows.engine.models import AuditHead, Base
+from workflows.engine.models import AuditHead
 
 DEFAULT_SQLITE_PATH = Path("instance") / "zhibu.db"
 
@@ -66,9 +66,11 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def init_db(engine: Engine) -> None:
-    """Create missing tables, the audit chain's head row and (for a new trail) its key. Safe to run again."""
-    Base.metadata.create_all(engine)
+def prepare(engine: Engine) -> None:
+    """Make the audit chain's head row and (for a new trail) its key, once tables exist. Safe to rerun.
+
+    The tables themselves come from the migrations (`workflows.migrations.init_db`).
+    """
     with Session(engine) as session, session.begin():
         if session.scalar(select(AuditHead).where(AuditHead.id == 1)) is None:
             session.add(AuditHead(id=1, seq=0, hash=""))

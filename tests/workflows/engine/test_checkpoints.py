@@ -12,8 +12,9 @@ from sqlalchemy import delete, select, update
 
 from tests.support import ASSIGNED, FIXED, REGISTERED, Driver
 from workflows.engine import audit, checkpoints
-from workflows.engine.db import init_db, make_engine, make_session_factory, transaction
+from workflows.engine.db import make_engine, make_session_factory, transaction
 from workflows.engine.models import AuditEvent, AuditHead
+from workflows.migrations import init_db
 
 
 @pytest.fixture

@@ -1,0 +1,77 @@
+"""Migrations: the newest revision is exactly the models, and older databases upgrade with their rows kept."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy import func, inspect, select
+
+from workflows import migrations
+from workflows.engine import consistency, db
+from workflows.engine.audit import verify
+from workflows.engine.clock import LOCAL_TZ, FixedClock
+from workflows.engine.db import make_engine, make_session_factory
+from workflows.engine.models import AuditEvent, Base, ProcessInstance, TaskRecord
+from workflows.programme import demo
+
+NOW = FixedClock(datetime(2026, 11, 24, 10, 0, tzinfo=LOCAL_TZ))
+AFTER_BASELINE = {"job_runs"}  # tables the revisions after 0001 add
+
+
+@pytest.fixture
+def bare(db_url):
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+def _counts(engine) -> dict[str, int]:
+    with make_session_factory(engine)() as session:
+        return {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model))
+            for model in (ProcessInstance, TaskRecord, AuditEvent)
+        }
+
+
+def _holds_together(engine) -> None:
+    with make_session_factory(engine)() as session:
+        assert verify(session).ok
+        assert list(consistency.mismatches(session)) == []
+
+
+def test_the_newest_revision_is_exactly_the_models(bare):
+    assert migrations.upgrade(bare) == (None, migrations.head())
+    assert migrations.differences(bare) == []
+    assert migrations.upgrade(bare) == (migrations.head(), migrations.head())  # again: nothing to do
+
+
+def test_a_database_at_the_previous_revision_upgrades_with_its_demo_data(bare):
+    assert migrations.upgrade(bare, "0001") == (None, "0001")
+    assert "job_runs" not in inspect(bare).get_table_names()
+    db.prepare(bare)
+    assert demo.run(make_session_factory(bare), NOW) is not None
+    before = _counts(bare)
+    assert before["instances"] > 100 and before["audit_events"] > 400
+
+    assert migrations.upgrade(bare) == ("0001", migrations.head())
+    assert _counts(bare) == before
+    assert migrations.differences(bare) == []
+    _holds_together(bare)
+
+
+def test_a_database_made_before_migrations_is_taken_as_the_baseline(bare):
+    """What `create_all` made on main before Alembic: no alembic_version; it is stamped 0001, then upgraded."""
+    Base.metadata.create_all(
+        bare, tables=[t for t in Base.metadata.sorted_tables if t.name not in AFTER_BASELINE]
+    )
+    db.prepare(bare)
+    demo.run(make_session_factory(bare), NOW)
+    before = _counts(bare)
+    assert migrations.current(bare) is None
+
+    assert migrations.upgrade(bare) == ("0001", migrations.head())
+    assert migrations.current(bare) == migrations.head()
+    assert _counts(bare) == before
+    assert migrations.differences(bare) == []
+    _holds_together(bare)

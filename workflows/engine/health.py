@@ -1,0 +1,93 @@
+"""What an operator watches: each scheduler's last run of each job, and whether the scheduling is alive.
+
+Every scheduler process records each job it ran (`record`): when it finished, how long it took and
+whether it failed, one row per (scheduler, job), updated in place. `/healthz` reads the newest of them
+as the heartbeat; `/metrics` reads the sweep's duration. A scheduler's name is its host and pid, so
+several schedulers never write the same row, and `record` needs no lock.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Boolean, Float, String, Text, delete, func, insert, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from workflows.engine.models import Base, UTCDateTime
+
+STALE_AFTER = timedelta(seconds=int(os.environ.get("ZHIBU_HEARTBEAT_STALE", "300") or 300))
+FORGET_AFTER = timedelta(days=7)  # rows of schedulers that stopped long ago
+
+
+class JobRun(Base):
+    """The last run of one job by one scheduler process."""
+
+    __tablename__ = "job_runs"
+
+    scheduler: Mapped[str] = mapped_column(String(200), primary_key=True)
+    job: Mapped[str] = mapped_column(String(100), primary_key=True)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    seconds: Mapped[float] = mapped_column(Float)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+def scheduler_name() -> str:
+    """This process as a scheduler: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def record(
+    session: Session,
+    *,
+    scheduler: str,
+    job: str,
+    finished_at: datetime,
+    seconds: float,
+    error: str | None = None,
+) -> None:
+    """Note one finished run of `job` (its error, if it failed)."""
+    values = {"finished_at": finished_at, "seconds": seconds, "ok": error is None, "error": error}
+    updated = session.execute(
+        update(JobRun).where(JobRun.scheduler == scheduler, JobRun.job == job).values(**values)
+    )
+    if updated.rowcount == 0:
+        session.execute(insert(JobRun).values(scheduler=scheduler, job=job, **values))
+        session.execute(delete(JobRun).where(JobRun.finished_at < finished_at - FORGET_AFTER))
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The newest job run of any scheduler, and whether it is recent enough."""
+
+    last_at: datetime | None
+    age_seconds: float | None
+    schedulers: int
+    failing: list[str]
+    stale: bool
+
+
+def heartbeat(session: Session, now: datetime, stale_after: timedelta = STALE_AFTER) -> Heartbeat:
+    """The scheduling's pulse at `now`: stale when no scheduler finished a job within `stale_after`."""
+    since = now - stale_after
+    last_at = session.scalar(select(func.max(JobRun.finished_at)))
+    live = session.scalar(
+        select(func.count(func.distinct(JobRun.scheduler))).where(JobRun.finished_at >= since)
+    )
+    failing = session.scalars(
+        select(JobRun.job).where(JobRun.finished_at >= since, JobRun.ok.is_(False)).distinct()
+    ).all()
+    if last_at is None:
+        return Heartbeat(None, None, 0, list(failing), True)
+    age = max((now - last_at).total_seconds(), 0.0)
+    return Heartbeat(last_at, age, live or 0, sorted(failing), last_at < since)
+
+
+def last_seconds(session: Session, job: str) -> float | None:
+    """How long the most recent run of `job` took, by whichever scheduler ran it last."""
+    return session.scalar(
+        select(JobRun.seconds).where(JobRun.job == job).order_by(JobRun.finished_at.desc()).limit(1)
+    )

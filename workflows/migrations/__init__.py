@@ -1,0 +1,74 @@
+"""The schema's history as Alembic revisions, and the calls that bring a database up to date.
+
+`upgrade` runs in one transaction: on PostgreSQL DDL is transactional, so an upgrade applies whole or
+not at all, and an advisory lock makes a second process that upgrades at the same moment wait, then
+find nothing left to do. A database made before migrations existed (tables, no `alembic_version`)
+is the first revision's schema: it is stamped with it, then upgraded, its rows kept.
+This package stands outside the layers (like `workflows.plugins`): it sees every layer's tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect, text
+
+import workflows  # noqa: F401  (every layer's tables on the metadata)
+from workflows.engine import db, health  # noqa: F401  (health: the job_runs table)
+from workflows.engine.models import Base
+
+BASELINE = "0001"  # the schema as `create_all` made it before migrations existed
+_LOCK_KEY = 0x7A68_6962_75  # "zhibu": one advisory lock for every upgrading process
+
+
+def _config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    """The newest revision this code knows."""
+    return ScriptDirectory(str(Path(__file__).parent)).get_current_head()
+
+
+def current(engine: Engine) -> str | None:
+    """The revision the database is at; None for an empty database (or one made before migrations)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Bring the schema to `revision` in one transaction; returns (before, after)."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        config = _config(connection)
+        before = MigrationContext.configure(connection).get_current_revision()
+        tables = set(inspect(connection).get_table_names())
+        if before is None and "instances" in tables:
+            command.stamp(config, BASELINE)
+            before = BASELINE
+        command.upgrade(config, revision)
+        after = MigrationContext.configure(connection).get_current_revision()
+    return before, after
+
+
+def init_db(engine: Engine) -> None:
+    """Upgrade the schema to the newest revision, then the audit head row and (for a new trail) its key."""
+    upgrade(engine)
+    db.prepare(engine)
+
+
+def differences(engine: Engine) -> list[Any]:
+    """What autogenerate would still change to make the database match the models (empty when in step)."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
