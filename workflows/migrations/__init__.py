@@ -9,6 +9,8 @@ This package stands outside the layers (like `workflows.plugins`): it sees every
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +21,22 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
-import workflows  # noqa: F401  (every layer's tables on the metadata)
-from workflows.engine import db, health  # noqa: F401  (health: the job_runs table)
+import workflows
+from workflows.engine import db
 from workflows.engine.models import Base
 
 BASELINE = "0001"  # the schema as `create_all` made it before migrations existed
 _LOCK_KEY = 0x7A68_6962_75  # "zhibu": one advisory lock for every upgrading process
+
+
+def _import_every_model() -> None:
+    """Import every module of `workflows`, so every table is on the metadata whoever imported what."""
+    for module in pkgutil.walk_packages(workflows.__path__, "workflows."):
+        if not module.name.startswith(__name__):
+            importlib.import_module(module.name)
+
+
+_import_every_model()
 
 
 def _config(connection: Connection) -> Config:

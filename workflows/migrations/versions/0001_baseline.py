@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-12-02 12:49:52.891706
+Create Date: 2026-12-02 12:51:54.169594
 """
 
 from __future__ import annotations
@@ -179,6 +179,18 @@ def upgrade() -> None:
             ["branches.code"],
         ),
         sa.PrimaryKeyConstraint("year", "branch_code"),
+    )
+    op.create_table(
+        "calendar_feeds",
+        sa.Column("username", sa.String(length=100), nullable=False),
+        sa.Column("token", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["username"],
+            ["users.username"],
+        ),
+        sa.PrimaryKeyConstraint("username"),
+        sa.UniqueConstraint("token"),
     )
     op.create_table(
         "catalog_items",
@@ -423,8 +435,57 @@ def upgrade() -> None:
         batch_op.create_index("ix_tasks_status_due", ["status", "due_at"], unique=False)
         batch_op.create_index("ix_tasks_status_lane", ["status", "lane"], unique=False)
 
+    op.create_table(
+        "evidence_files",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("mimetype", sa.String(length=120), nullable=False),
+        sa.Column("task_id", sa.String(length=36), nullable=False),
+        sa.Column("instance_id", sa.Integer(), nullable=False),
+        sa.Column("uploaded_by", sa.String(length=100), nullable=False),
+        sa.Column("uploaded_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["task_id"],
+            ["tasks.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("evidence_files", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_evidence_files_instance_id"), ["instance_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_evidence_files_sha256"), ["sha256"], unique=False)
+        batch_op.create_index(batch_op.f("ix_evidence_files_task_id"), ["task_id"], unique=False)
+
+    op.create_table(
+        "task_comments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("task_id", sa.String(length=36), nullable=False),
+        sa.Column("instance_id", sa.Integer(), nullable=False),
+        sa.Column("author", sa.String(length=100), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["task_id"],
+            ["tasks.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("task_comments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_task_comments_task_id"), ["task_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("task_comments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_task_comments_task_id"))
+
+    op.drop_table("task_comments")
+    with op.batch_alter_table("evidence_files", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_evidence_files_task_id"))
+        batch_op.drop_index(batch_op.f("ix_evidence_files_sha256"))
+        batch_op.drop_index(batch_op.f("ix_evidence_files_instance_id"))
+
+    op.drop_table("evidence_files")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index("ix_tasks_status_lane")
         batch_op.drop_index("ix_tasks_status_due")
@@ -476,6 +537,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_catalog_items_catalog_id"))
 
     op.drop_table("catalog_items")
+    op.drop_table("calendar_feeds")
     op.drop_table("branch_grades")
     op.drop_table("users")
     with op.batch_alter_table("spec_versions", schema=None) as batch_op:
