@@ -15,11 +15,13 @@ from typing import Any
 
 from flask import Flask, Response, abort, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import api, auth, guard, inspect, ledger, tasks, web
+from service import api, auth, guard, inspect, ledger, metrics, tasks, web
 from workflows.deadlines import ical, notify
-from workflows.engine import audit
+from workflows.engine import audit, health
 from workflows.engine.clock import LOCAL_TZ, clock_from_env, due_text
 from workflows.engine.db import database_url, make_engine, make_session_factory
 from workflows.programme import inbox
@@ -69,7 +71,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["zhibu.sessions"] = make_session_factory(engine)
     app.teardown_appcontext(web.close_db)
+    if int(os.environ.get("ZHIBU_TRUSTED_PROXIES", "0") or 0) > 0:
+        hops = int(os.environ["ZHIBU_TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
     guard.install(app)  # before the blueprints (their <int:> rules) and before CSRF and the limiter
+    metrics.install(app)  # before the edge checks: every request, refused or not, is counted and logged
     csrf.init_app(app)
     auth.limiter.init_app(app)
     csrf.exempt(api.bp)
@@ -100,7 +106,22 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz():
-        return jsonify(status="ok")
+        """Database reachable and a scheduler alive: 200; otherwise 503 with what is wrong."""
+        try:
+            with app.extensions["zhibu.sessions"]() as session:
+                beat = health.heartbeat(session, app.config["CLOCK"].now())
+        except SQLAlchemyError:
+            app.logger.exception("health check: database unreachable")
+            return jsonify(status="error", database="unreachable"), 503
+        scheduler = {
+            "last_run_at": beat.last_at.isoformat() if beat.last_at else None,
+            "age_seconds": None if beat.age_seconds is None else round(beat.age_seconds, 1),
+            "stale_after_seconds": int(health.STALE_AFTER.total_seconds()),
+            "schedulers": beat.schedulers,
+            "failing_jobs": beat.failing,
+        }
+        status = "stale" if beat.stale else "ok"
+        return jsonify(status=status, database="ok", scheduler=scheduler), 503 if beat.stale else 200
 
     @app.get("/calendar/<token>.ics")
     def calendar_feed(token: str):

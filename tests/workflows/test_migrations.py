@@ -61,7 +61,7 @@ def test_a_database_at_the_previous_revision_upgrades_with_its_demo_data(bare):
 
 
 def test_a_database_made_before_migrations_is_taken_as_the_baseline(bare):
-    """What `create_all` made on main before Alembic: no alembic_version; it is stamped 0001, then upgraded."""
+    """What `create_all` made before Alembic (no alembic_version) is stamped 0001, then upgraded."""
     Base.metadata.create_all(
         bare, tables=[t for t in Base.metadata.sorted_tables if t.name not in AFTER_BASELINE]
     )

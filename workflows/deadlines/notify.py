@@ -255,3 +255,8 @@ def finish(session: Session, delivery_id: int, *, error: str | None, now: dateti
         },
     )
     return delivery
+
+
+def failed_deliveries(session: Session) -> int:
+    """Deliveries given up after every retry (an operator's alert: mail or webhook is broken)."""
+    return session.scalar(select(func.count()).where(Delivery.status == "failed")) or 0

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Boolean, Float, String, Text, delete, func, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from workflows.engine.models import Base, UTCDateTime
+from workflows.engine import timers
+from workflows.engine.models import AuditHead, Base, ProcessInstance, TaskRecord, UTCDateTime
 
 STALE_AFTER = timedelta(seconds=int(os.environ.get("ZHIBU_HEARTBEAT_STALE", "300") or 300))
 FORGET_AFTER = timedelta(days=7)  # rows of schedulers that stopped long ago
@@ -84,6 +85,46 @@ def heartbeat(session: Session, now: datetime, stale_after: timedelta = STALE_AF
         return Heartbeat(None, None, 0, list(failing), True)
     age = max((now - last_at).total_seconds(), 0.0)
     return Heartbeat(last_at, age, live or 0, sorted(failing), last_at < since)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What /metrics reports of the whole deployment at one moment."""
+
+    open_tasks: dict[str, int]
+    overdue_tasks: dict[str, int]
+    timers_due: int
+    timer_lag: float
+    parked: int
+    audit_events: int
+    heartbeat: Heartbeat
+    sweep_seconds: float | None
+
+
+def figures(session: Session, now: datetime) -> Figures:
+    """Open and overdue tasks by process, timers due and how late, the audit chain's length, the heartbeat."""
+    by_process = select(TaskRecord.process_id, func.count()).where(TaskRecord.status == "open")
+    open_tasks = {p: n for p, n in session.execute(by_process.group_by(TaskRecord.process_id))}
+    late = by_process.where(TaskRecord.due_at < now).group_by(TaskRecord.process_id)
+    due = select(func.count(), func.min(ProcessInstance.next_due_at)).where(
+        ProcessInstance.status == "running", ProcessInstance.next_due_at <= now
+    )
+    timers_due, oldest = session.execute(due).one()
+    parked = session.scalar(
+        select(func.count()).where(
+            ProcessInstance.status == "running", ProcessInstance.timer_failures >= timers.MAX_FAILURES
+        )
+    )
+    return Figures(
+        open_tasks=open_tasks,
+        overdue_tasks={p: n for p, n in session.execute(late)},
+        timers_due=timers_due,
+        timer_lag=(now - oldest).total_seconds() if oldest is not None else 0.0,
+        parked=parked or 0,
+        audit_events=session.scalar(select(AuditHead.seq).where(AuditHead.id == 1)) or 0,
+        heartbeat=heartbeat(session, now),
+        sweep_seconds=last_seconds(session, "sweep"),
+    )
 
 
 def last_seconds(session: Session, job: str) -> float | None:

@@ -22,7 +22,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from workflows.engine import audit, extensions, forms, specs, tasks, timers
+from workflows.engine import audit, extensions, forms, metrics, specs, tasks, timers
 from workflows.engine.clock import Clock
 from workflows.engine.errors import Conflict, EngineError, FormInvalid, InvalidInput, NotFound
 from workflows.engine.models import InstanceRow, ProcessInstance, TaskRecord
@@ -142,6 +142,7 @@ def start_form(deployed: specs.DeployedSpec) -> str | None:
     return None
 
 
+@metrics.timed("start")
 def start(
     session: Session, process_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
 ) -> InstanceRow:
@@ -338,6 +339,7 @@ def lock_task(session: Session, task_id: str):
     return found
 
 
+@metrics.timed("complete")
 def complete_task(
     session: Session, task_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
 ) -> CompletedTask:
@@ -383,6 +385,7 @@ def complete_task(
     return CompletedTask(task_id, loaded.row.id, found["task_bpmn_id"], title, actor, now)
 
 
+@metrics.timed("timer")
 def fire_due_timers(
     session: Session, instance_id: int, *, clock: Clock, actor: str = "system:timer"
 ) -> int | None:

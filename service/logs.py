@@ -1,0 +1,46 @@
+"""Structured logs: one JSON object per line on stderr, for requests, scheduler jobs and errors alike.
+
+`configure()` is called by whatever owns the process (gunicorn's config, `zhibu serve`, `zhibu
+scheduler`); the app and the jobs only log with `extra=` fields, so tests and embedders keep their
+own logging. `dict_config()` is the same set-up as a `logging.config` dictionary, for gunicorn.
+"""
+
+from __future__ import annotations
+
+import logging.config
+import os
+from typing import Any
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+RENAMED = {"asctime": "time", "levelname": "level", "name": "logger"}
+
+
+def dict_config() -> dict[str, Any]:
+    """Root and gunicorn's loggers as JSON lines on stderr (level from ZHIBU_LOG_LEVEL, default INFO)."""
+    level = os.environ.get("ZHIBU_LOG_LEVEL", "INFO").upper()
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": FORMAT,
+                "rename_fields": RENAMED,
+                "json_ensure_ascii": False,
+            }
+        },
+        "handlers": {"stderr": handler},
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            # gunicorn's own lines (start, worker boot, worker killed) in the same form, once each.
+            "gunicorn.error": {"level": level, "handlers": ["stderr"], "propagate": False},
+            # zhibu writes its own request lines (with the request id); werkzeug's would repeat them.
+            "werkzeug": {"level": "WARNING"},
+        },
+    }
+
+
+def configure() -> None:
+    """Send every log record to stderr as one JSON line."""
+    logging.config.dictConfig(dict_config())
