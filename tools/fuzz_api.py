@@ -18,28 +18,18 @@ import subprocess
 import sys
 import tempfile
 import threading
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-import sqlalchemy as sa
 from werkzeug.serving import make_server
 
+from tools.deployment import fresh_postgres_schema
 
-def _fresh_database(url: str | None, folder: Path) -> tuple[str, callable]:
+
+def _fresh_database(url: str | None, folder: Path) -> tuple[str, Callable[[], None]]:
     if not url:
         return f"sqlite:///{folder / 'fuzz.db'}", lambda: None
-    schema = f"zhibu_fuzz_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
-
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{schema}", drop
+    return fresh_postgres_schema(url, prefix="zhibu_fuzz")
 
 
 def main() -> int:
