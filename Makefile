@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: install browsers run test fuzz bench lint format clean
+.PHONY: install browsers run test fuzz bench soak lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ fuzz: install
 	@if [ -n "$$ZHIBU_TEST_POSTGRES_URL" ]; then \
 		$(BIN)/python -m tools.fuzz_api --examples $(FUZZ_EXAMPLES) --database-url "$$ZHIBU_TEST_POSTGRES_URL"; \
 	fi
+
+# The load-and-kill test for longer (CI runs it for 40 s inside `make test`): PostgreSQL is required.
+SOAK_SECONDS ?= 600
+soak: install
+	ZHIBU_TEST_POSTGRES_URL="$${ZHIBU_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}" \
+		ZHIBU_SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/pytest -q -s tests/reliability
 
 bench: install
 	$(BIN)/python -m bench.run

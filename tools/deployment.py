@@ -74,7 +74,7 @@ class Deployment:
         self.schedulers: list[subprocess.Popen] = []
 
     def zhibu(self, *args: str) -> str:
-        """Run one `zhibu` command to the end; its output, or CalledProcessError."""
+        """Run one `zhibu` command to the end; its output (RuntimeError with its messages if it fails)."""
         done = subprocess.run(
             [str(BIN / "zhibu"), *args],
             env=self.env,
@@ -84,7 +84,8 @@ class Deployment:
             check=False,
         )
         if done.returncode != 0:
-            raise subprocess.CalledProcessError(done.returncode, args, done.stdout, done.stderr)
+            output = done.stderr or done.stdout
+            raise RuntimeError(f"zhibu {' '.join(args)} exited {done.returncode}: {output}")
         return done.stdout
 
     def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:

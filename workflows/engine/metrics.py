@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from prometheus_client import Histogram
+
+# In prometheus' multiprocess mode each process writes files there: a process started beside gunicorn
+# (a scheduler, a command) may come first, so the folder is made by whoever needs it.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 P = ParamSpec("P")
 T = TypeVar("T")
