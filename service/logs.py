@@ -7,12 +7,20 @@ own logging. `dict_config()` is the same set-up as a `logging.config` dictionary
 
 from __future__ import annotations
 
+import logging
 import logging.config
 import os
 from typing import Any
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-RENAMED = {"asctime": "time", "levelname": "level", "name": "logger"}
+from pythonjsonlogger.json import JsonFormatter
+
+FORMAT = "%(levelname)s %(name)s %(message)s"
+RENAMED = {"levelname": "level", "name": "logger"}
+
+
+def formatter() -> logging.Formatter:
+    """One JSON object per record: level, logger, message, each `extra=` field, the time (UTC, ISO 8601)."""
+    return JsonFormatter(FORMAT, rename_fields=RENAMED, json_ensure_ascii=False, timestamp="time")
 
 
 def dict_config() -> dict[str, Any]:
@@ -22,14 +30,7 @@ def dict_config() -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {
-            "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": FORMAT,
-                "rename_fields": RENAMED,
-                "json_ensure_ascii": False,
-            }
-        },
+        "formatters": {"json": {"()": "service.logs.formatter"}},
         "handlers": {"stderr": handler},
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
