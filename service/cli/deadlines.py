@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 
 import click
 
-from service import scheduler
+from service import logs, scheduler
 from service.cli.common import Group, default_actor, factory
 from workflows.deadlines import calendar, ical, jobs, notify
 from workflows.engine import interventions, timers
@@ -29,7 +28,7 @@ def scheduler_command(interval: int, once: bool) -> None:
         click.echo(f"发送通知 {done['deliver'].sent} 条，失败 {done['deliver'].failed} 条")
         click.echo(f"新生成例行工作 {done['obligations']} 项，每日提醒 {done['digests']} 份")
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure()  # one JSON line per job on stderr
     click.echo(f"调度进程已启动（每 {interval} 秒扫描一次），Ctrl+C 退出")
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.run_forever(factory(), interval=interval)

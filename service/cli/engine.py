@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from service import create_app
+from service import create_app, logs
 from service.cli.common import Group, default_actor, factory, parse_json
 from workflows import migrations
 from workflows.deadlines import calendar
@@ -221,7 +221,8 @@ def audit_checkpoint(folder: Path | None) -> None:
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
 def serve(host: str, port: int) -> None:
-    """启动网页服务。"""
+    """启动网页服务（单进程，供试用与开发；生产环境用 gunicorn，见 README“Deploying”）。"""
+    logs.configure()  # one JSON line per request on stderr, as under gunicorn
     create_app().run(host=host, port=port)
 
 

@@ -75,3 +75,15 @@ def test_a_database_made_before_migrations_is_taken_as_the_baseline(bare):
     assert _counts(bare) == before
     assert migrations.differences(bare) == []
     _holds_together(bare)
+
+
+def test_two_processes_upgrading_at_once_leave_one_schema(bare, db_url):
+    """Two servers started together both run `db upgrade`: one creates, the other waits and finds it done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: migrations.upgrade(make_engine(db_url)), range(2)))
+    if bare.dialect.name == "postgresql":  # the advisory lock orders them; SQLite's write lock does the same
+        assert set(results) == {(None, migrations.head()), (migrations.head(), migrations.head())}
+    assert all(after == migrations.head() for _, after in results)
+    assert migrations.differences(bare) == []
