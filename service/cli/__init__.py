@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from service.cli import deadlines, engine, programme
+from service.cli import deadlines, engine, ops, programme
 from service.cli.common import Group
 
 
@@ -42,5 +42,7 @@ for command in (
     deadlines.timers_group,
     deadlines.notify_prefs,
     deadlines.feed_command,
+    ops.backup,
+    ops.restore,
 ):
     main.add_command(command)
