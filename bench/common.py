@@ -37,9 +37,10 @@ def assigned(deadline: str) -> dict[str, str]:
     return {"responsible": "zhangsan", "measures": "补齐会议记录并建立台账", "deadline": deadline}
 
 
-def open_database(path: Path, clock: FixedClock) -> tuple[Engine, sessionmaker[Session]]:
-    """A fresh SQLite file with every table and bpmn/ + forms/ deployed."""
-    engine = make_engine(f"sqlite:///{path}")
+def open_database(where: Path | str, clock: FixedClock) -> tuple[Engine, sessionmaker[Session]]:
+    """A fresh database (a SQLite file at a path, or an empty database URL) with every table and
+    bpmn/ + forms/ deployed."""
+    engine = make_engine(where if isinstance(where, str) else f"sqlite:///{where}")
     init_db(engine)
     factory = make_session_factory(engine)
     with transaction(factory) as session:

@@ -1,6 +1,6 @@
 """Benchmarks for `make bench`: one human step against SpiffWorkflow's floor, and the timer sweep's growth.
 
-Measured in one process and written to `bench/results.json`:
+Measured in one run and written to `bench/results.json`:
 
 * `step_ms_floor`: the raw SpiffWorkflow cost of one human step, all in memory: restore the stored
   state (json.loads + SERIALIZER.from_dict with the cached specs put back), complete the READY
@@ -9,8 +9,15 @@ Measured in one process and written to `bench/results.json`:
   file: lock and load, validate the form, complete, sync the task index, append audit, commit.
 * `sweep_ms_100_waiting` / `sweep_ms_10000_waiting`: one `runner.sweep` over a database holding
   100 (resp. 10,000) instances waiting on a deadline timer, exactly 10 of them due.
+* `step_ms_zhibu_postgres` / `step_vs_floor_ratio_postgres`: the same floor and step measured the same
+  way on a fresh PostgreSQL schema (`bench.postgres` says which server), beside the SQLite figures.
+* `api_complete_per_s`, `api_vs_engine_ratio`, `worker_scaling_ratio`: tasks completed over HTTP
+  through gunicorn on PostgreSQL (`bench.api` defines each figure).
 
-Figures are medians over many repetitions after a warm-up. Time comes from a `FixedClock`; nothing sleeps.
+Without a reachable PostgreSQL the PostgreSQL figures are null and `notes.postgres` says why.
+
+Figures are medians over many repetitions after a warm-up. Time comes from a `FixedClock`; nothing sleeps
+(but the HTTP figures: gunicorn runs on the real clock).
 `python -m bench.run --profile` also prints a cProfile of our step (taken after, and apart from, the timings).
 """
 
@@ -34,7 +41,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench import branch, inbox, sweep
+from bench import api, branch, inbox, postgres, sweep
 from bench.common import (
     DUE_DEADLINE,
     FIXED,
@@ -63,6 +70,8 @@ SWEEP_WAITING = ((1_000, 100), (100_000, 100))
 TARGET_STEP_RATIO = 2.0
 TARGET_SWEEP_GROWTH = 1.5
 TARGET_SWEEP_WAITING = 1.3
+BUSY_ELSEWHERE = 0.25  # cores used by other work during an HTTP measurement worth a warning
+API_KEYS = ("api_complete_per_s", "api_vs_engine_ratio", "worker_scaling_ratio")
 
 
 def floor_step(state_json: str, task_id: str, deployed: specs.DeployedSpec, clock: FixedClock) -> str:
@@ -90,10 +99,11 @@ def zhibu_step(factory: sessionmaker[Session], task_id: str, clock: FixedClock) 
     )
 
 
-def bench_step(workdir: Path, profile: bool = False) -> dict[str, Any]:
-    """Floor and full step on the same instances, interleaved, the order alternating per repetition."""
+def bench_step(where: Path | str, profile: bool = False) -> dict[str, Any]:
+    """Floor and full step on the same instances, interleaved, the order alternating per repetition;
+    on a fresh SQLite file (a path) or an empty PostgreSQL schema (a URL)."""
     clock = FixedClock(START)
-    engine, factory = open_database(workdir / "step.db", clock)
+    engine, factory = open_database(where, clock)
     try:
         total = STEP_WARMUP + STEP_REPS
         waiting = [start_at_fix(factory, clock, DUE_DEADLINE) for _ in range(total)]
@@ -145,9 +155,69 @@ def profile_steps(factory: sessionmaker[Session], clock: FixedClock, count: int 
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
 
 
+def bench_postgres(workdir: Path) -> dict[str, Any]:
+    """The step on a fresh PostgreSQL schema, then the HTTP figures on another; the reason instead when
+    PostgreSQL cannot be reached."""
+    url = postgres.postgres_url()
+    about: dict[str, Any] = {"url": postgres.shown(url), "unavailable": postgres.unreachable(url)}
+    if about["unavailable"] is not None:
+        return {"about": about}
+    about["server_version"] = postgres.server_version(url)
+    with postgres.fresh_schema(url, "zhibu_bench_step") as schema_url:
+        step_result = bench_step(schema_url)
+    return {"about": about, "step": step_result, "api": api.bench_api(url, workdir)}
+
+
+def postgres_figures(pg: dict[str, Any]) -> dict[str, Any]:
+    """The PostgreSQL keys of results.json (null without PostgreSQL)."""
+    if "step" not in pg:
+        return dict.fromkeys(("step_ms_zhibu_postgres", "step_vs_floor_ratio_postgres", *API_KEYS))
+    floor_ms, zhibu_ms = pg["step"]["floor"]["median"], pg["step"]["zhibu"]["median"]
+    return {
+        "step_ms_zhibu_postgres": zhibu_ms,
+        "step_vs_floor_ratio_postgres": round(zhibu_ms / floor_ms, 3),
+        **{key: pg["api"][key] for key in API_KEYS},
+    }
+
+
 def verdict(met: bool) -> str:
     """How a target reads in the summary."""
     return "met" if met else "NOT met"
+
+
+def print_postgres(results: dict[str, Any], pg: dict[str, Any]) -> None:
+    """The PostgreSQL part of the summary."""
+    about = pg["about"]
+    if "step" not in pg:
+        print(f"PostgreSQL ({about['url']}) unavailable, its figures are null: {about['unavailable']}")
+        return
+    print(f"PostgreSQL {about['server_version']} ({about['url']}):")
+    floor_ms, zhibu_ms = pg["step"]["floor"]["median"], pg["step"]["zhibu"]["median"]
+    print(f"  step (fix -> signoff), median of {STEP_REPS}: floor {floor_ms:.3f} ms, zhibu {zhibu_ms:.3f} ms")
+    pg_ratio, sqlite_ratio = results["step_vs_floor_ratio_postgres"], results["step_vs_floor_ratio"]
+    print(f"  ratio {pg_ratio:.2f} (SQLite: {sqlite_ratio:.2f}; no target on PostgreSQL)")
+    notes = pg["api"]["notes"]
+    for workers, run in notes["throughput_by_workers"].items():
+        cores = ", ".join(f"{name} {value}" for name, value in run["cores_busy"].items())
+        print(
+            f"  {api.CLIENTS} clients, {workers} worker(s): {run['per_s']:7.1f} completions/s "
+            f"(median latency {run['latency_ms']['median']:.1f} ms; cores busy: {cores})"
+        )
+    print(f"  api_complete_per_s {results['api_complete_per_s']} ({api.WORKERS} workers)")
+    runs = [*notes["throughput_by_workers"].values(), {"cores_busy": notes["one_client_cores_busy"]}]
+    elsewhere = max(run["cores_busy"]["other"] for run in runs)
+    if elsewhere > BUSY_ELSEWHERE:
+        print(f"  WARNING: other work on this machine kept up to {elsewhere:.2f} cores busy meanwhile")
+    scaling = results["worker_scaling_ratio"]
+    met = verdict(scaling >= api.TARGET_SCALING)
+    print(f"  worker scaling 2/1 {scaling:.2f}  (target >= {api.TARGET_SCALING}: {met})")
+    http_ms = notes["api_complete_ms_one_client"]["median"]
+    engine_ms = notes["engine_complete_ms_same_schema"]["median"]
+    ratio = results["api_vs_engine_ratio"]
+    print(
+        f"  one completion: HTTP {http_ms:.3f} ms, engine {engine_ms:.3f} ms, ratio {ratio:.2f}  "
+        f"(target <= {api.TARGET_RATIO}: {verdict(ratio <= api.TARGET_RATIO)})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,19 +226,23 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="zhibu-bench-") as tmp:
         workdir = Path(tmp)
-        step_result = bench_step(workdir, profile)
+        step_result = bench_step(workdir / "step.db", profile)
         sweeps = {config: sweep.bench_sweep(workdir, *config) for config in SWEEP_GROWTH + SWEEP_WAITING}
         branch_steps = {size: branch.bench_branch_step(workdir, size) for size in branch.SIZES}
         inbox_result = inbox.bench_inbox(workdir)
+        pg = bench_postgres(workdir)
     floor_ms, zhibu_ms = step_result["floor"]["median"], step_result["zhibu"]["median"]
     small, large = (sweeps[c]["sweep"]["median"] for c in SWEEP_GROWTH)
     fewer, most = (sweeps[c]["sweep"]["median"] for c in SWEEP_WAITING)
     biggest = SWEEP_WAITING[-1]
     plan, uses_index = sweeps[biggest]["plan"], sweeps[biggest]["uses_index"]
+    on_postgres = postgres_figures(pg)
     results = {
         "step_ms_floor": floor_ms,
         "step_ms_zhibu": zhibu_ms,
         "step_vs_floor_ratio": round(zhibu_ms / floor_ms, 3),
+        "step_ms_zhibu_postgres": on_postgres["step_ms_zhibu_postgres"],
+        "step_vs_floor_ratio_postgres": on_postgres["step_vs_floor_ratio_postgres"],
         "sweep_ms_100_waiting": small,
         "sweep_ms_10000_waiting": large,
         "sweep_growth_ratio": round(large / small, 3),
@@ -180,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             branch_steps[branch.SIZES[-1]]["median"] / branch_steps[branch.SIZES[0]]["median"], 3
         ),
         "inbox_p95_ms": inbox_result["p95"],
+        **{key: on_postgres[key] for key in API_KEYS},
         "notes": {
             "inbox": f"inbox.search(view='todo'), a secretary; {inbox.ROWS:,} rows, {inbox.OPEN:,} open",
             "inbox_median_ms": inbox_result["median"],
@@ -190,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
             "step_floor_ms": step_result["floor"],
             "step_zhibu_ms": step_result["zhibu"],
             "step_warmup": STEP_WARMUP,
+            "step_floor_ms_postgres": pg["step"]["floor"] if "step" in pg else None,
+            "step_zhibu_ms_postgres": pg["step"]["zhibu"] if "step" in pg else None,
+            "step_postgres": "the step above, measured the same way on a fresh PostgreSQL schema; its "
+            "ratio is to the floor measured beside it in that run",
             "state_json_bytes_before_step": step_result["state_json_bytes"],
             "sweep": "one runner.sweep; each due instance fires two ladder timers (reminder and deadline)",
             "sweep_ms": {f"{n}_waiting_{d}_due": sweeps[(n, d)]["sweep"] for n, d in sweeps},
@@ -204,7 +283,11 @@ def main(argv: list[str] | None = None) -> int:
                 "sweep_waiting_ratio": TARGET_SWEEP_WAITING,
                 "inbox_p95_ms": inbox.TARGET_P95_MS,
                 "branch_scaling_ratio": branch.TARGET_SCALING,
+                "api_vs_engine_ratio": api.TARGET_RATIO,
+                "worker_scaling_ratio": api.TARGET_SCALING,
             },
+            "postgres": pg["about"],
+            "api": pg["api"]["notes"] if "api" in pg else None,
             "python": platform.python_version(),
             "spiffworkflow": getattr(SpiffWorkflow, "__version__", "3.2.x"),
             "sqlalchemy": sqlalchemy.__version__,
@@ -249,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in plan:
         print(f"  {line}")
     print(f"  uses an index on instances.next_due_at: {'yes' if uses_index else 'NO (a scan: O(instances))'}")
+    print_postgres(results, pg)
     print(f"wrote {RESULTS_PATH} in {results['notes']['elapsed_s']} s")
     return 0 if uses_index and inbox.uses_indexes(inbox_result["plans"]) else 1
 
