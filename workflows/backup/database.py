@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, Table, func, inspect, select
@@ -60,11 +58,8 @@ def known(revision: str) -> bool:
 
 
 def migrate(connection: Connection, revision: str) -> None:
-    """Upgrade the schema to `revision` inside the caller's transaction (as `workflows.migrations` does)."""
-    config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
-    config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    """Upgrade the schema to `revision` inside the caller's transaction."""
+    migrations.upgrade_on(connection, revision)
 
 
 def occupied(connection: Connection) -> str | None:

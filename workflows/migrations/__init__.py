@@ -57,18 +57,22 @@ def current(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def upgrade_on(connection: Connection, revision: str = "head") -> None:
+    """Upgrade the schema to `revision` inside the caller's transaction on `connection`."""
+    command.upgrade(_config(connection), revision)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Bring the schema to `revision` in one transaction; returns (before, after)."""
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-        config = _config(connection)
         before = MigrationContext.configure(connection).get_current_revision()
         tables = set(inspect(connection).get_table_names())
         if before is None and "instances" in tables:
-            command.stamp(config, BASELINE)
+            command.stamp(_config(connection), BASELINE)
             before = BASELINE
-        command.upgrade(config, revision)
+        upgrade_on(connection, revision)
         after = MigrationContext.configure(connection).get_current_revision()
     return before, after
 
