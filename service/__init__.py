@@ -50,6 +50,22 @@ def _secret_key(app: Flask) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def _behind_proxies(app: Flask) -> None:
+    """Take client address, scheme and host from X-Forwarded-* (ZHIBU_TRUSTED_PROXIES hops), but only on
+    requests that come from the proxies themselves (ZHIBU_FORWARDED_ALLOW_IPS, as gunicorn has it)."""
+    hops = int(os.environ.get("ZHIBU_TRUSTED_PROXIES", "0") or 0)
+    if hops <= 0:
+        return
+    proxies = {ip.strip() for ip in os.environ.get("ZHIBU_FORWARDED_ALLOW_IPS", "127.0.0.1").split(",")}
+    direct, forwarded = app.wsgi_app, ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    def wsgi(environ, start_response):
+        chosen = forwarded if environ.get("REMOTE_ADDR") in proxies else direct
+        return chosen(environ, start_response)
+
+    app.wsgi_app = wsgi
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Application factory. No scheduler starts here; it has its own entry point."""
     app = Flask(__name__, instance_path=str(Path.cwd() / "instance"))
@@ -71,9 +87,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["zhibu.sessions"] = make_session_factory(engine)
     app.teardown_appcontext(web.close_db)
-    if int(os.environ.get("ZHIBU_TRUSTED_PROXIES", "0") or 0) > 0:
-        hops = int(os.environ["ZHIBU_TRUSTED_PROXIES"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
+    _behind_proxies(app)
     guard.install(app)  # before the blueprints (their <int:> rules) and before CSRF and the limiter
     metrics.install(app)  # before the edge checks: every request, refused or not, is counted and logged
     csrf.init_app(app)
@@ -152,7 +166,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.errorhandler(Exception)
     def server_error(exc: Exception):
-        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        app.logger.exception("unhandled error on %s %s", request.method, metrics.logged_path())
         return _error(500, "服务器内部错误，已记录；请稍后重试")
 
     def _error(code: int, message: str) -> Response:

@@ -3,6 +3,7 @@
 `configure()` is called by whatever owns the process (gunicorn's config, `zhibu serve`, `zhibu
 scheduler`); the app and the jobs only log with `extra=` fields, so tests and embedders keep their
 own logging. `dict_config()` is the same set-up as a `logging.config` dictionary, for gunicorn.
+This module imports nothing of zhibu: gunicorn.conf.py loads it by its path, without the app.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ FORMAT = "%(levelname)s %(name)s %(message)s"
 RENAMED = {"levelname": "level", "name": "logger"}
 
 
+OPTIONS = {"fmt": FORMAT, "rename_fields": RENAMED, "json_ensure_ascii": False, "timestamp": "time"}
+
+
 def formatter() -> logging.Formatter:
     """One JSON object per record: level, logger, message, each `extra=` field, the time (UTC, ISO 8601)."""
-    return JsonFormatter(FORMAT, rename_fields=RENAMED, json_ensure_ascii=False, timestamp="time")
+    return JsonFormatter(**OPTIONS)
 
 
 def dict_config() -> dict[str, Any]:
@@ -30,7 +34,8 @@ def dict_config() -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "service.logs.formatter"}},
+        # By the library's name, not ours: gunicorn's master configures its logging without the app.
+        "formatters": {"json": {"()": "pythonjsonlogger.json.JsonFormatter", **OPTIONS}},
         "handlers": {"stderr": handler},
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {

@@ -16,7 +16,7 @@ import secrets
 import time
 import uuid
 
-from flask import Blueprint, Flask, Response, abort, current_app, g, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, has_request_context, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -34,6 +34,8 @@ from workflows.engine import health
 bp = Blueprint("metrics", __name__)
 log = logging.getLogger("zhibu.request")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # any other: "other"
+SECRET_IN_PATH = frozenset({"calendar_feed"})  # endpoints whose URL is the credential: logged by route
 
 REQUESTS = Counter(
     "zhibu_http_requests", "HTTP requests by route, method and status", ["route", "method", "status"]
@@ -48,6 +50,7 @@ class DeploymentCollector:
         self.app = app
 
     def collect(self):
+        """The gauges, from one session at the app's clock's now."""
         with self.app.extensions["zhibu.sessions"]() as session:
             figures = health.figures(session, self.app.config["CLOCK"].now())
             failed = notify.failed_deliveries(session)
@@ -94,7 +97,8 @@ class DeploymentCollector:
 def metrics() -> Response:
     """The metrics in Prometheus' text format (a bearer token when ZHIBU_METRICS_TOKEN is set)."""
     token = os.environ.get("ZHIBU_METRICS_TOKEN", "")
-    if token and not secrets.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
+    given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+    if token and not secrets.compare_digest(given, f"Bearer {token}".encode()):
         abort(401)
     deployment = CollectorRegistry()
     deployment.register(DeploymentCollector(current_app._get_current_object()))
@@ -105,6 +109,22 @@ def metrics() -> Response:
         processes = REGISTRY
     body = generate_latest(processes) + generate_latest(deployment)
     return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+def logged_path() -> str:
+    """The request's path as logs may show it: a route whose URL is a secret shows as its rule."""
+    if request.endpoint in SECRET_IN_PATH and request.url_rule is not None:
+        return request.url_rule.rule
+    return request.path
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the current request's id to every record logged while a request is handled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context() and not hasattr(record, "request_id"):
+            record.request_id = g.get("request_id")
+        return True
 
 
 def install(app: Flask) -> None:
@@ -121,7 +141,8 @@ def install(app: Flask) -> None:
     def count_and_log(response: Response) -> Response:
         seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-        REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        method = request.method if request.method in METHODS else "other"
+        REQUESTS.labels(route, method, str(response.status_code)).inc()
         REQUEST_SECONDS.labels(route).observe(seconds)
         request_id = g.get("request_id") or uuid.uuid4().hex
         response.headers["X-Request-ID"] = request_id
@@ -130,8 +151,8 @@ def install(app: Flask) -> None:
             "request",
             extra={
                 "request_id": request_id,
-                "method": request.method,
-                "path": request.path,
+                "method": method,
+                "path": logged_path(),
                 "route": route,
                 "status": response.status_code,
                 "duration_ms": round(seconds * 1000, 2),
@@ -141,4 +162,5 @@ def install(app: Flask) -> None:
         )
         return response
 
+    app.logger.addFilter(RequestIdFilter())  # the traceback of a 500 carries the request id too
     app.register_blueprint(bp)

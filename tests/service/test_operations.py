@@ -148,3 +148,48 @@ def test_each_request_is_one_json_line_with_its_request_id(app, caplog):
     assert first["level"] == "INFO" and first["message"] == "request" and first["method"] == "GET"
     assert isinstance(first["duration_ms"], float) and first["time"].endswith("+00:00")
     assert second["request_id"] == made.headers["X-Request-ID"] and second["status"] == 200
+
+
+def test_metrics_labels_stay_bounded_and_a_strange_token_is_a_401(app, monkeypatch):
+    client = app.test_client()
+    before = _metrics(client)
+    assert client.open("/healthz", method="FOOBARBAZ").status_code == 405
+    after = _metrics(client)
+    other = ("zhibu_http_requests_total", (("method", "other"), ("route", "(unmatched)"), ("status", "405")))
+    assert after[other] == before.get(other, 0) + 1
+    assert not [key for key in after if ("method", "FOOBARBAZ") in key[1]]
+    monkeypatch.setenv("ZHIBU_METRICS_TOKEN", "s3cret")
+    assert client.get("/metrics", headers={"Authorization": "Bearer café"}).status_code == 401
+
+
+def test_logs_never_show_a_calendar_feed_token_and_a_500_carries_its_request_id(app, caplog):
+    def boom():
+        raise RuntimeError("a bug")
+
+    app.add_url_rule("/boom", view_func=boom)
+    client = app.test_client()
+    with caplog.at_level(logging.INFO):
+        client.get("/calendar/secret-feed-token.ics")
+        assert client.get("/boom", headers={"X-Request-ID": "req-500"}).status_code == 500
+    assert "secret-feed-token" not in caplog.text
+    feed = next(r for r in caplog.records if r.name == "zhibu.request" and "calendar" in r.route)
+    assert feed.path == "/calendar/<token>.ics"
+    failure = next(r for r in caplog.records if r.levelno == logging.ERROR)
+    assert failure.request_id == "req-500" and failure.exc_info is not None
+
+
+def test_forwarded_headers_are_believed_only_from_the_proxy(db_url, deployed, clock, monkeypatch, caplog):
+    monkeypatch.setenv("ZHIBU_TRUSTED_PROXIES", "1")
+    monkeypatch.setenv("ZHIBU_FORWARDED_ALLOW_IPS", "10.0.0.5")
+    client = app_for(db_url, clock).test_client()
+    forwarded = {
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Prefix": "//evil",
+    }
+    with caplog.at_level(logging.INFO, logger="zhibu.request"):
+        via_proxy = client.get("/", headers=forwarded, environ_base={"REMOTE_ADDR": "10.0.0.5"})
+        direct = client.get("/", headers=forwarded, environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert via_proxy.headers["Location"] == direct.headers["Location"] == "/login"  # never the prefix
+    remotes = [r.remote for r in caplog.records if r.name == "zhibu.request"]
+    assert remotes == ["203.0.113.9", "198.51.100.7"]

@@ -87,3 +87,24 @@ def test_two_processes_upgrading_at_once_leave_one_schema(bare, db_url):
         assert set(results) == {(None, migrations.head()), (migrations.head(), migrations.head())}
     assert all(after == migrations.head() for _, after in results)
     assert migrations.differences(bare) == []
+
+
+def test_a_legacy_database_missing_a_baseline_table_gets_it(bare):
+    """`create_all` of an older main made tables as they came: one that older code lacked is added."""
+    older = [t for t in Base.metadata.sorted_tables if t.name not in AFTER_BASELINE | {"calendar_feeds"}]
+    Base.metadata.create_all(bare, tables=older)
+    assert migrations.upgrade(bare) == ("0001", migrations.head())
+    assert "calendar_feeds" in inspect(bare).get_table_names()
+    assert migrations.differences(bare) == []
+
+
+def test_a_legacy_database_that_differs_from_the_baseline_is_refused_unchanged(bare):
+    Base.metadata.create_all(
+        bare, tables=[t for t in Base.metadata.sorted_tables if t.name not in AFTER_BASELINE]
+    )
+    with bare.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE tasks ADD COLUMN stray INTEGER")
+    with pytest.raises(migrations.SchemaMismatch, match="stray"):
+        migrations.upgrade(bare)
+    assert migrations.current(bare) is None  # not stamped
+    assert "job_runs" not in inspect(bare).get_table_names()  # nothing of the upgrade stayed

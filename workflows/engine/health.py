@@ -2,13 +2,14 @@
 
 Every scheduler process records each job it ran (`record`): when it finished, how long it took and
 whether it failed, one row per (scheduler, job), updated in place. `/healthz` reads the newest of them
-as the heartbeat; `/metrics` reads the sweep's duration. A scheduler's name is its host and pid, so
-several schedulers never write the same row, and `record` needs no lock.
+as the heartbeat; `/metrics` reads the sweep's duration. A scheduler's name is its host, pid and a
+random tag, so several schedulers never write the same row, and `record` needs no lock.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,8 +38,8 @@ class JobRun(Base):
 
 
 def scheduler_name() -> str:
-    """This process as a scheduler: host and pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process as a scheduler: host, pid and a random tag (containers may share host name and pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def record(

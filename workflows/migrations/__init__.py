@@ -23,10 +23,16 @@ from sqlalchemy import Connection, Engine, inspect, text
 
 import workflows
 from workflows.engine import db
+from workflows.engine.errors import ZhibuError
 from workflows.engine.models import Base
 
 BASELINE = "0001"  # the schema as `create_all` made it before migrations existed
+AFTER_BASELINE = frozenset({"job_runs"})  # tables of later revisions (a legacy database cannot have them)
 _LOCK_KEY = 0x7A68_6962_75  # "zhibu": one advisory lock for every upgrading process
+
+
+class SchemaMismatch(ZhibuError):
+    """The database's schema is not what the migrations expect; nothing was changed."""
 
 
 def _import_every_model() -> None:
@@ -64,17 +70,37 @@ def upgrade_on(connection: Connection, revision: str = "head") -> None:
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Bring the schema to `revision` in one transaction; returns (before, after)."""
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-        before = MigrationContext.configure(connection).get_current_revision()
-        tables = set(inspect(connection).get_table_names())
-        if before is None and "instances" in tables:
-            command.stamp(_config(connection), BASELINE)
-            before = BASELINE
-        upgrade_on(connection, revision)
-        after = MigrationContext.configure(connection).get_current_revision()
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # SQLite alters a table by copying it: references must not be enforced meanwhile
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                before, after = _upgrade(connection, revision)
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                    raise SchemaMismatch("升级后有记录引用了不存在的记录（外键检查未通过），已回滚")
+        finally:
+            if sqlite:
+                connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
     return before, after
+
+
+def _upgrade(connection: Connection, revision: str) -> tuple[str | None, str | None]:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    before = MigrationContext.configure(connection).get_current_revision()
+    legacy = before is None and "instances" in inspect(connection).get_table_names()
+    if legacy:
+        # `create_all` made tables as the code of the day knew them: add any the baseline has that are
+        # missing, take the rest as revision 0001, and check the result before anything commits.
+        baseline = [t for t in Base.metadata.sorted_tables if t.name not in AFTER_BASELINE]
+        Base.metadata.create_all(connection, tables=baseline, checkfirst=True)
+        command.stamp(_config(connection), BASELINE)
+        before = BASELINE
+    upgrade_on(connection, revision)
+    if legacy and revision == "head" and (problems := _differences(connection)):
+        raise SchemaMismatch(f"数据库表结构与迁移版本不符，未做任何改动：{problems[:5]}")
+    return before, MigrationContext.configure(connection).get_current_revision()
 
 
 def init_db(engine: Engine) -> None:
@@ -86,5 +112,9 @@ def init_db(engine: Engine) -> None:
 def differences(engine: Engine) -> list[Any]:
     """What autogenerate would still change to make the database match the models (empty when in step)."""
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return compare_metadata(context, Base.metadata)
+        return _differences(connection)
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return compare_metadata(context, Base.metadata)
