@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -91,5 +92,18 @@ def test_the_readme_deploying_commands_serve_the_demo_company(schema_url, tmp_pa
         status, body = _get(f"{base}/login")
         assert status == 200 and "登录" in body.decode()
     finally:
-        os.killpg(shell.pid, signal.SIGTERM)  # gunicorn and the schedulers the commands left running
+        _end_group(shell.pid)  # gunicorn and the schedulers the commands left running
         log.close()
+
+
+def _end_group(group: int) -> None:
+    """SIGTERM the process group, wait (up to 20 s) until it is gone, then SIGKILL what is left."""
+    os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)  # processes exiting give nothing to wait on but their absence
+    os.killpg(group, signal.SIGKILL)

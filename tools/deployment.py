@@ -63,7 +63,6 @@ class Deployment:
             "ZHIBU_CHECKPOINT_KEY": str(folder / "checkpoint_key.pem"),
             "ZHIBU_AUDIT_KEY_FILE": str(folder / "audit_key"),
             "ZHIBU_SECRET_KEY": uuid.uuid4().hex,
-            "PROMETHEUS_MULTIPROC_DIR": str(folder / "prometheus"),
             **env,
         }
         self.env.pop("ZHIBU_NOW", None)  # real processes on the real clock, unless the caller sets it
@@ -88,14 +87,18 @@ class Deployment:
             raise RuntimeError(f"zhibu {' '.join(args)} exited {done.returncode}: {output}")
         return done.stdout
 
-    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, command: list[str], **env: str) -> subprocess.Popen:
         log = (self.folder / f"{name}.log").open("ab")
-        return subprocess.Popen(command, env=self.env, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            command, env={**self.env, **env}, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def start_web(self, workers: int) -> None:
         """gunicorn with `workers` sync workers and the repository's gunicorn.conf.py."""
         command = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--workers", str(workers)]
-        self.web = self._spawn("web", [*command, "--bind", f"127.0.0.1:{self.port}", "service:create_app()"])
+        command += ["--bind", f"127.0.0.1:{self.port}", "service:create_app()"]
+        # Only gunicorn's workers share a metrics folder; commands and schedulers keep theirs in memory.
+        self.web = self._spawn("web", command, PROMETHEUS_MULTIPROC_DIR=str(self.folder / "prometheus"))
 
     def start_scheduler(self, interval: int = 1) -> subprocess.Popen:
         """One more `zhibu scheduler` process."""
