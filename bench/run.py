@@ -163,9 +163,12 @@ def bench_postgres(workdir: Path) -> dict[str, Any]:
     if about["unavailable"] is not None:
         return {"about": about}
     about["server_version"] = postgres.server_version(url)
+    began = time.perf_counter()
     with postgres.fresh_schema(url, "zhibu_bench_step") as schema_url:
         step_result = bench_step(schema_url)
-    return {"about": about, "step": step_result, "api": api.bench_api(url, workdir)}
+    api_result = api.bench_api(url, workdir)
+    about["elapsed_s"] = round(time.perf_counter() - began, 1)
+    return {"about": about, "step": step_result, "api": api_result}
 
 
 def postgres_figures(pg: dict[str, Any]) -> dict[str, Any]:
