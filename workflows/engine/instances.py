@@ -341,10 +341,13 @@ def lock_task(session: Session, task_id: str):
 
 @metrics.timed("complete")
 def complete_task(
-    session: Session, task_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock
+    session: Session, task_id: str, data: dict[str, Any] | None, *, actor: str, clock: Clock, locked=None
 ) -> CompletedTask:
-    """Complete an open human task with form data, run the engine to the next wait, save."""
-    found = lock_task(session, task_id)
+    """Complete an open human task with form data, run the engine to the next wait, save.
+
+    `locked`: `lock_task`'s row when the caller holds the lock and has read the task's status since (the
+    row's task columns may predate the wait for the lock; its instance columns do not)."""
+    found = locked if locked is not None else lock_task(session, task_id)
     title = found["task_title"]
     if found["task_status"] != "open":
         raise Conflict(f"任务“{title}”已办结，不能重复提交")

@@ -52,10 +52,10 @@ def complete_as(
     """
     # Lock the instance first and read the task under that lock: a concurrent completion has then
     # either committed (this one is a 409) or not started, never half-seen as "not yours" (403).
-    instances.lock_task(session, task_id)
+    # The lock's row has the instance as it is now, but on PostgreSQL its task columns may predate the
+    # wait for the lock: the task is read again.
+    locked = instances.lock_task(session, task_id)  # NotFound for an unknown task
     record = session.get(TaskRecord, task_id, populate_existing=True)
-    if record is None:
-        raise NotFound(f"任务 {task_id} 不存在")
     if record.status != "open":
         raise Conflict(f"任务“{record.title}”已办结，不能重复提交")
     if not inbox.can_act(session, username, task_id):
@@ -66,7 +66,7 @@ def complete_as(
         if "evidence" in schema.get("properties", {}):
             listed = data.get("evidence") if isinstance(data.get("evidence"), list) else []
             data = {**data, "evidence": listed + [f"{f.name} [/files/{f.id}]" for f in files]}
-    return instances.complete_task(session, task_id, data, actor=username, clock=clock)
+    return instances.complete_task(session, task_id, data, actor=username, clock=clock, locked=locked)
 
 
 @dataclass(frozen=True)
