@@ -43,6 +43,8 @@ def dict_config() -> dict[str, Any]:
             "gunicorn.error": {"level": level, "handlers": ["stderr"], "propagate": False},
             # zhibu writes its own request lines (with the request id); werkzeug's would repeat them.
             "werkzeug": {"level": "WARNING"},
+            # zhibu writes one line per job (service/scheduler.py); APScheduler's "executed" would repeat it.
+            "apscheduler": {"level": "WARNING"},
         },
     }
 

@@ -83,10 +83,11 @@ def run_forever(factory: sessionmaker[Session], *, interval: int) -> None:
     start = datetime.now(LOCAL_TZ)
     for job in extensions.jobs():
         run = lambda job=job: run_job(factory, job.name, table[job.name], name)  # noqa: E731
+        named = {"id": job.name, "name": job.name}
         if job.every == "day":
-            scheduler.add_job(run, "cron", hour=job.hour or 0, misfire_grace_time=6 * 3600)
+            scheduler.add_job(run, "cron", hour=job.hour or 0, misfire_grace_time=6 * 3600, **named)
         elif job.every == "hour":
-            scheduler.add_job(run, "interval", hours=1, next_run_time=start)
+            scheduler.add_job(run, "interval", hours=1, next_run_time=start, **named)
         else:
-            scheduler.add_job(run, "interval", seconds=interval, next_run_time=start)
+            scheduler.add_job(run, "interval", seconds=interval, next_run_time=start, **named)
     scheduler.start()
