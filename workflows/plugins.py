@@ -11,7 +11,7 @@ from workflows.deadlines import scripts as deadline_scripts
 from workflows.deadlines.channels import SmtpSettings
 from workflows.engine import extensions, runner
 from workflows.engine.extensions import Job
-from workflows.programme import form_refs, ledger, units
+from workflows.programme import form_refs, ledger, units, years
 from workflows.programme import scripts as programme_scripts
 
 DIGEST_HOUR = 8  # Beijing time
@@ -20,6 +20,7 @@ extensions.register_script_functions(
     {fn.__name__: fn for fn in (*programme_scripts.FUNCTIONS, *deadline_scripts.FUNCTIONS)}
 )
 extensions.register_projection(ledger.PROCESS_ID, ledger.project)
+extensions.register_projection(years.PROCESS_ID, years.project)
 extensions.register_timer_meaning(escalation.timer_meaning)
 extensions.register_form_check(form_refs.check_people)
 extensions.register_form_check(form_checks.check_deadlines)

@@ -8,15 +8,16 @@ import pytest
 from sqlalchemy import func, inspect, select
 
 from workflows import migrations
-from workflows.engine import consistency, db
+from workflows.engine import consistency
 from workflows.engine.audit import verify
 from workflows.engine.clock import LOCAL_TZ, FixedClock
 from workflows.engine.db import make_engine, make_session_factory
 from workflows.engine.models import AuditEvent, Base, ProcessInstance, TaskRecord
 from workflows.programme import demo
+from workflows.programme.years import ProgrammeYear
 
 NOW = FixedClock(datetime(2026, 11, 24, 10, 0, tzinfo=LOCAL_TZ))
-AFTER_BASELINE = {"job_runs"}  # tables the revisions after 0001 add
+AFTER_BASELINE = {"job_runs", "programme_years"}  # tables the revisions after 0001 add
 
 
 @pytest.fixture
@@ -40,6 +41,14 @@ def _holds_together(engine) -> None:
         assert list(consistency.mismatches(session)) == []
 
 
+def _demo_at(engine, revision: str) -> None:
+    """The demo company in a database at `revision` (made at the newest, then taken back down)."""
+    migrations.init_db(engine)
+    assert demo.run(make_session_factory(engine), NOW) is not None
+    migrations.downgrade(engine, revision)
+    assert migrations.current(engine) == revision
+
+
 def test_the_newest_revision_is_exactly_the_models(bare):
     assert migrations.upgrade(bare) == (None, migrations.head())
     assert migrations.differences(bare) == []
@@ -47,10 +56,8 @@ def test_the_newest_revision_is_exactly_the_models(bare):
 
 
 def test_a_database_at_the_previous_revision_upgrades_with_its_demo_data(bare):
-    assert migrations.upgrade(bare, "0001") == (None, "0001")
-    assert "job_runs" not in inspect(bare).get_table_names()
-    db.prepare(bare)
-    assert demo.run(make_session_factory(bare), NOW) is not None
+    _demo_at(bare, "0001")
+    assert not AFTER_BASELINE & set(inspect(bare).get_table_names())
     before = _counts(bare)
     assert before["instances"] > 100 and before["audit_events"] > 400
 
@@ -58,15 +65,20 @@ def test_a_database_at_the_previous_revision_upgrades_with_its_demo_data(bare):
     assert _counts(bare) == before
     assert migrations.differences(bare) == []
     _holds_together(bare)
+    with make_session_factory(bare)() as session:  # 0003 claimed the demo's running year for its programme
+        programme = session.scalar(
+            select(ProcessInstance.id).where(ProcessInstance.process_id == "programme")
+        )
+        assert [(y.year, y.instance_id) for y in session.scalars(select(ProgrammeYear))] == [
+            (2026, programme)
+        ]
 
 
 def test_a_database_made_before_migrations_is_taken_as_the_baseline(bare):
     """What `create_all` made before Alembic (no alembic_version) is stamped 0001, then upgraded."""
-    Base.metadata.create_all(
-        bare, tables=[t for t in Base.metadata.sorted_tables if t.name not in AFTER_BASELINE]
-    )
-    db.prepare(bare)
-    demo.run(make_session_factory(bare), NOW)
+    _demo_at(bare, "0001")
+    with bare.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE alembic_version")
     before = _counts(bare)
     assert migrations.current(bare) is None
 

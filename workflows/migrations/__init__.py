@@ -27,7 +27,8 @@ from workflows.engine.errors import ZhibuError
 from workflows.engine.models import Base
 
 BASELINE = "0001"  # the schema as `create_all` made it before migrations existed
-AFTER_BASELINE = frozenset({"job_runs"})  # tables of later revisions (a legacy database cannot have them)
+# Tables of later revisions: a database made before migrations cannot have them.
+AFTER_BASELINE = frozenset({"job_runs", "programme_years"})
 _LOCK_KEY = 0x7A68_6962_75  # "zhibu": one advisory lock for every upgrading process
 
 
@@ -101,6 +102,12 @@ def _upgrade(connection: Connection, revision: str) -> tuple[str | None, str | N
     if legacy and revision == "head" and (problems := _differences(connection)):
         raise SchemaMismatch(f"数据库表结构与迁移版本不符，未做任何改动：{problems[:5]}")
     return before, MigrationContext.configure(connection).get_current_revision()
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to `revision` in one transaction (what later revisions added is dropped)."""
+    with engine.begin() as connection:
+        command.downgrade(_config(connection), revision)
 
 
 def init_db(engine: Engine) -> None:
