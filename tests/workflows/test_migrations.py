@@ -93,6 +93,8 @@ def test_two_processes_upgrading_at_once_leave_one_schema(bare, db_url):
     """Two servers started together both run `db upgrade`: one creates, the other waits and finds it done."""
     from concurrent.futures import ThreadPoolExecutor
 
+    with bare.connect():  # the file exists, as a deployment's does (SQLite makes it WAL on first open)
+        pass
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: migrations.upgrade(make_engine(db_url)), range(2)))
     if bare.dialect.name == "postgresql":  # the advisory lock orders them; SQLite's write lock does the same

@@ -49,7 +49,9 @@ def _configure_sqlite(engine: Engine) -> None:
         # Take transaction control away from the sqlite3 module so BEGIN IMMEDIATE below is ours.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        # WAL is a property of the file: set once (it needs the file to itself, so only when not yet set).
+        if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
