@@ -26,6 +26,7 @@ extensions.register_form_check(form_refs.check_people)
 extensions.register_form_check(form_checks.check_deadlines)
 
 extensions.register_job(Job("sweep", lambda factory, clock: runner.sweep(factory, clock=clock)))
+extensions.register_job(Job("messages", lambda factory, clock: runner.deliver_messages(factory, clock=clock)))
 extensions.register_job(
     Job("deliver", lambda factory, clock: jobs.deliver(factory, clock=clock, smtp=SmtpSettings.from_env()))
 )

@@ -144,8 +144,12 @@ def complete(task_id: str, data_text: str | None, actor: str) -> None:
 @click.command()
 def tick() -> None:
     """触发所有已到期的定时器一次，输出触发数量。"""
-    result = runner.sweep(factory(), clock=clock_from_env())
+    clock = clock_from_env()
+    result = runner.sweep(factory(), clock=clock)
+    delivered = runner.deliver_messages(factory(), clock=clock)
     click.echo(result.fired)
+    if delivered:
+        click.echo(f"投递消息 {delivered} 条", err=True)
     for instance_id, message in result.failed.items():
         click.echo(f"实例 {instance_id} 定时器执行失败：{message}", err=True)
     if result.failed:
@@ -154,7 +158,7 @@ def tick() -> None:
 
 @click.command()
 def check() -> None:
-    """核对任务索引、定时器索引与流程实际状态。"""
+    """核对任务索引、定时器索引、消息索引与流程实际状态。"""
     with factory()() as session:
         problems = list(consistency.mismatches(session))
     for line in problems:

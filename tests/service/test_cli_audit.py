@@ -33,7 +33,7 @@ def test_the_scheduler_writes_a_checkpoint_and_sends_it_to_the_office(cli, db_ur
     monkeypatch.setenv("ZHIBU_NOW", "2026-11-24T10:00:00")
     factory = make_session_factory(make_engine(db_url))
     done = scheduler.run_once(factory)
-    assert list(done)[:2] == ["sweep", "deliver"] and "checkpoint" in done
+    assert list(done)[:3] == ["sweep", "messages", "deliver"] and "checkpoint" in done
     [made] = checkpoints.read_all(checkpoints.directory())
     assert made.seq == done["checkpoint"]
     with factory() as session:

@@ -17,7 +17,12 @@ from workflows.programme import demo
 from workflows.programme.years import ProgrammeYear
 
 NOW = FixedClock(datetime(2026, 11, 24, 10, 0, tzinfo=LOCAL_TZ))
-AFTER_BASELINE = {"job_runs", "programme_years"}  # tables the revisions after 0001 add
+AFTER_BASELINE = {
+    "job_runs",
+    "programme_years",
+    "messages",
+    "message_waits",
+}  # tables the revisions after 0001 add
 
 
 @pytest.fixture

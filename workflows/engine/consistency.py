@@ -1,4 +1,7 @@
-"""`zhibu check`: compare the task index and the timer index with what each workflow says."""
+"""`zhibu check`: compare the task index, the timer index and the message index with each workflow.
+
+The timers expected are every one SpiffWorkflow itself would refresh (see `timers.scan`), so a timer
+the index misses, e.g. an event gateway's, is reported rather than silently never fired."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from collections.abc import Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workflows.engine import instances, tasks, timers
+from workflows.engine import instances, messages, tasks, timers
 from workflows.engine.models import ProcessInstance, TaskRecord
 
 
@@ -48,8 +51,23 @@ def mismatches(session: Session, instance_ids: list[int] | None = None) -> Itera
         # Backing off or parked after failed firings, next_due_at is the retry time (or none) on purpose.
         if not instance.timer_failures and due != instance.next_due_at:
             yield f"实例 {instance.id}：next_due_at 应为 {_fmt(due)}，索引中为 {_fmt(instance.next_due_at)}"
+        yield from _waits(session, instance.id, loaded.workflow)
         status = "completed" if loaded.workflow.is_completed() else "running"
         if instance.status != status:
             yield f"实例 {instance.id}：状态应为 {status}，记录为 {instance.status}"
     for instance_id in sorted(indexed.keys() - known):
         yield f"任务索引引用了不存在的实例 {instance_id}"
+
+
+def _waits(session: Session, instance_id: int, workflow) -> Iterator[str]:
+    expected, indexed = messages.scan(workflow), messages.indexed_waits(session, instance_id)
+    for key in sorted(expected.keys() - indexed.keys()):
+        yield f"实例 {instance_id}：等待消息“{key[1]}”（任务 {key[0]}），但消息索引中没有"
+    for key in sorted(indexed.keys() - expected.keys()):
+        yield f"实例 {instance_id}：消息索引中的“{key[1]}”（任务 {key[0]}）在流程中并未等待"
+    for key in sorted(expected.keys() & indexed.keys()):
+        if expected[key].digest != indexed[key].digest:
+            yield (
+                f"实例 {instance_id}：等待消息“{key[1]}”的关联值应为 {expected[key].correlations}，"
+                f"索引中为 {indexed[key].correlations}"
+            )

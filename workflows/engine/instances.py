@@ -2,9 +2,13 @@
 
 Concurrency contract: every step loads its instance row with SELECT ... FOR UPDATE (on SQLite the
 BEGIN IMMEDIATE of `workflows.engine.db` serializes writers instead), re-checks the task's state under
-that lock, and writes the workflow state, the task index, the timer index and the audit events in
-the caller's transaction. A step that fails leaves the in-memory workflow half-advanced: the caller
-rolls back and never saves it. Functions here never commit.
+that lock, and writes the workflow state, the task index, the timer index, the message index, the
+messages it threw and the audit events in the caller's transaction. A message goes to a waiting
+receiver in that same transaction when the receiver's row can be locked at once (SKIP LOCKED: a step
+never waits for another's lock, so steps never deadlock); otherwise it stays pending and the
+receiver's next step, or `deliver_message` from the scheduler, delivers it (see `messages`). A step
+that fails leaves the in-memory workflow half-advanced: the caller rolls back and never saves it.
+Functions here never commit.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from workflows.engine import audit, extensions, forms, metrics, specs, tasks, timers
+from workflows.engine import audit, extensions, forms, messages, metrics, specs, step_events, tasks, timers
 from workflows.engine.clock import Clock
 from workflows.engine.errors import Conflict, EngineError, FormInvalid, InvalidInput, NotFound
 from workflows.engine.models import InstanceRow, ProcessInstance, TaskRecord
 from workflows.engine.prepared import Prepared
 from workflows.engine.spiff import SCRIPT_ENGINE, SERIALIZER, StepContext, stepping
+from workflows.engine.step_events import record  # noqa: F401 - re-exported: callers audit through instances
 
 
 @dataclass
@@ -39,8 +44,17 @@ class Loaded:
     spec: specs.DeployedSpec
     tasks_before: dict[str, tasks.TaskView]
     timers_before: timers.TimerState
+    waits_before: dict[tuple[str, str], messages.Wait] = field(default_factory=dict)
     completed_now: bool = False  # set by `save` when this step finished the workflow
     cancelled: list[tasks.TaskView] = field(default_factory=list)  # open tasks this step withdrew
+    outgoing: list = field(default_factory=list)  # messages thrown, stored and routed by `exchange`
+    saved: tuple | None = None  # (tasks, timers, waits) as `save` wrote them
+
+    def rebase(self) -> None:
+        """Make the state `save` wrote the baseline of a further step on the same locked row."""
+        if self.saved is not None:
+            self.tasks_before, self.timers_before, self.waits_before = self.saved
+            self.cancelled, self.completed_now = [], False
 
 
 # The step path reads and writes the instance row with prepared Core statements (workflows/prepared.py):
@@ -177,7 +191,7 @@ def start(
     later = advance(session, row, clock, actor, workflow.do_engine_steps)
     loaded = Loaded(row, workflow, deployed, {}, timers.TimerState({}, {}))
     after = save(session, loaded, now)
-    record(
+    step_events.record(
         session,
         loaded,
         "instance.started",
@@ -186,9 +200,10 @@ def start(
         bpmn_id=process_id,
         data={"process_id": process_id, "version_id": version.id, "data": data or {}},
     )
-    _audit_fired_timers(session, loaded, after, now)
+    step_events.fired_timers(session, loaded, after, now)
     _run_later(later)
-    _audit_if_finished(session, loaded, actor, now)
+    step_events.finished(session, loaded, actor, now)
+    exchange(session, loaded, clock, now)
     return row
 
 
@@ -210,7 +225,9 @@ def restore(session: Session, row: InstanceRow | ProcessInstance) -> Loaded:
     dct["subprocess_specs"] = deployed.subprocess_specs
     workflow = SERIALIZER.from_dict(dct)
     workflow.script_engine = SCRIPT_ENGINE  # not serialized; must be set after every restore
-    return Loaded(row, workflow, deployed, tasks.snapshot(workflow), timers.scan(workflow))
+    loaded = Loaded(row, workflow, deployed, tasks.snapshot(workflow), timers.scan(workflow))
+    loaded.waits_before = messages.scan(workflow)
+    return loaded
 
 
 def save(
@@ -221,8 +238,10 @@ def save(
     The UPDATE only matches the version that was loaded: a row changed by anyone since is a Conflict.
     """
     workflow, row = loaded.workflow, loaded.row
+    loaded.outgoing.extend(messages.drain(workflow))  # drained before the state is written: never twice
     after_tasks = tasks.snapshot(workflow)
     after_timers = timers.scan(workflow)
+    after_waits = messages.scan(workflow)
     row.state_json = json.dumps(SERIALIZER.to_dict(workflow), ensure_ascii=False, separators=(",", ":"))
     row.updated_at = now
     # An open human task or a waiting timer already says "not finished"; Spiff's check walks every task.
@@ -241,6 +260,8 @@ def save(
             raise Conflict("该流程已被他人同时修改，请刷新后重试")
         row.version += 1
     tasks.sync(session, row, loaded.tasks_before, after_tasks, now=now, completed=completed)
+    messages.sync_waits(session, row.id, loaded.waits_before, after_waits, now)
+    loaded.saved = (after_tasks, after_timers, after_waits)
     gone = loaded.tasks_before.keys() - after_tasks.keys() - (completed or {}).keys()
     loaded.cancelled = [loaded.tasks_before[task_id] for task_id in sorted(gone)]
     projections = extensions.projections(row.process_id)
@@ -249,58 +270,6 @@ def save(
         for project in projections:
             project(session, row, workflow, open_steps, now)
     return after_timers
-
-
-def record(session: Session, loaded: Loaded, action: str, actor: str, now: datetime, **fields: Any) -> None:
-    """Append an audit event about this instance (its id and branch filled in)."""
-    audit.append(
-        session,
-        action=action,
-        actor=actor,
-        occurred_at=now,
-        instance_id=loaded.row.id,
-        branch=loaded.row.branch,
-        **fields,
-    )
-
-
-def _audit_fired_timers(
-    session: Session, loaded: Loaded, after: timers.TimerState, now: datetime, actor: str = "system:timer"
-) -> int:
-    """Audit each timer that fired during this step (in a sweep, or at once when already overdue)."""
-    fired = [t for tid, t in after.fired.items() if tid not in loaded.timers_before.fired]
-    for timer in fired:
-        record(
-            session,
-            loaded,
-            "timer.fired",
-            actor,
-            now,
-            task_id=timer.task_id,
-            bpmn_id=timer.bpmn_id,
-            data={"timer": timer.name, "due_at": timer.due_at.isoformat() if timer.due_at else None},
-        )
-    return len(fired)
-
-
-def _audit_cancelled(session: Session, loaded: Loaded, actor: str, now: datetime) -> None:
-    """Audit each open task the step withdrew (an interrupting event, a terminate end)."""
-    for view in loaded.cancelled:
-        record(
-            session,
-            loaded,
-            "task.cancelled",
-            actor,
-            now,
-            task_id=view.id,
-            bpmn_id=view.bpmn_id,
-            data={"title": view.title},
-        )
-
-
-def _audit_if_finished(session: Session, loaded: Loaded, actor: str, now: datetime) -> None:
-    if loaded.completed_now:
-        record(session, loaded, "instance.completed", actor, now, bpmn_id=loaded.row.process_id)
 
 
 def task_record(session: Session, task_id: str) -> TaskRecord:
@@ -371,7 +340,7 @@ def complete_task(
     if loaded.row.title is None and isinstance(submitted.get("title"), str):
         loaded.row.title = submitted["title"]
     after = save(session, loaded, now, completed={task_id: actor})
-    record(
+    step_events.record(
         session,
         loaded,
         "task.completed",
@@ -381,10 +350,11 @@ def complete_task(
         bpmn_id=found["task_bpmn_id"],
         data={"title": title, "data": submitted},
     )
-    _audit_cancelled(session, loaded, actor, now)
-    _audit_fired_timers(session, loaded, after, now)
+    step_events.cancelled(session, loaded, actor, now)
+    step_events.fired_timers(session, loaded, after, now)
     _run_later(later)
-    _audit_if_finished(session, loaded, actor, now)
+    step_events.finished(session, loaded, actor, now)
+    exchange(session, loaded, clock, now)
     return CompletedTask(task_id, loaded.row.id, found["task_bpmn_id"], title, actor, now)
 
 
@@ -403,8 +373,142 @@ def fire_due_timers(
         loaded.workflow.do_engine_steps()
 
     later = advance(session, loaded.row, clock, actor, step)
-    fired = _audit_fired_timers(session, loaded, save(session, loaded, now), now, actor)
-    _audit_cancelled(session, loaded, actor, now)
+    fired = step_events.fired_timers(session, loaded, save(session, loaded, now), now, actor)
+    step_events.cancelled(session, loaded, actor, now)
     _run_later(later)
-    _audit_if_finished(session, loaded, actor, now)
+    step_events.finished(session, loaded, actor, now)
+    exchange(session, loaded, clock, now)
     return fired
+
+
+MESSAGE_ACTOR = "system:message"
+MAX_DELIVERIES = 200  # per unit of work: a ping-pong between diagrams ends here, the rest stays pending
+
+
+def _busy(session: Session) -> set[int]:
+    """Instances stepping in this transaction right now: their stored state is not their current one."""
+    return session.info.setdefault("zhibu_stepping", set())
+
+
+def exchange(
+    session: Session, loaded: Loaded, clock: Clock, now: datetime, budget: list[int] | None = None
+) -> None:
+    """After a step's save: store and route the messages it threw, and take pending ones it now waits for."""
+    if not loaded.outgoing and not loaded.saved[2]:
+        return  # the hot path: an instance that neither sends nor waits costs no statement here
+    budget = [MAX_DELIVERIES] if budget is None else budget
+    busy = _busy(session)
+    busy.add(loaded.row.id)
+    try:
+        while True:
+            outgoing, loaded.outgoing = loaded.outgoing, []
+            for event in outgoing:
+                message = messages.store(session, loaded.row.id, event, now)
+                step_events.record(
+                    session,
+                    loaded,
+                    "message.sent",
+                    MESSAGE_ACTOR,
+                    now,
+                    data={"message_id": message["id"], "name": message["name"], **_shown(message)},
+                )
+                if budget[0] > 0:
+                    _route(session, message, clock, now, budget)
+            waits = list(loaded.saved[2].values())
+            took = False
+            if waits and budget[0] > 0:
+                for message in messages.pending_for(session, waits):
+                    loaded.rebase()
+                    if _receive(session, loaded, message, clock, now):
+                        budget[0] -= 1
+                        took = True
+                        break  # what it waits for may have changed: look again
+            if not took and not loaded.outgoing:
+                return
+    finally:
+        busy.discard(loaded.row.id)
+
+
+def _shown(message: dict[str, Any]) -> dict[str, Any]:
+    return {"correlations": json.loads(message["correlations"]), "payload": json.loads(message["payload"])}
+
+
+def _route(session: Session, message: dict[str, Any], clock: Clock, now: datetime, budget: list[int]) -> bool:
+    """Deliver a just-stored message to an instance waiting for it, if one can be locked now."""
+    busy = _busy(session)
+    for receiver_id in messages.receivers(
+        session, message["name"], message["correlation_hash"], message["sender_instance_id"]
+    ):
+        if receiver_id in busy:
+            continue  # mid-step here: it takes its pending messages after its own save
+        target = load(session, receiver_id, skip_locked=True)
+        if target is None:
+            continue  # another step holds it: that step or the scheduler delivers later
+        if _receive(session, target, message, clock, now):
+            budget[0] -= 1
+            exchange(session, target, clock, now, budget)
+            return True
+    return False
+
+
+def _receive(session: Session, target: Loaded, message: dict[str, Any], clock: Clock, now: datetime) -> bool:
+    """Hand one locked, pending message to a locked instance that waits for it; False if it does not."""
+    event = messages.event_for(target.workflow, message)
+    if event is None:
+        return False
+
+    def step():
+        target.workflow.send_event(event)
+        target.workflow.do_engine_steps()
+
+    later = advance(session, target.row, clock, MESSAGE_ACTOR, step)
+    after = save(session, target, now)
+    messages.mark_delivered(session, message["id"], target.row.id, now)
+    sender = message["sender_instance_id"]
+    step_events.record(
+        session,
+        target,
+        "message.received",
+        MESSAGE_ACTOR,
+        now,
+        data={
+            "message_id": message["id"],
+            "name": message["name"],
+            "from_instance": sender,
+            **_shown(message),
+        },
+    )
+    if sender is not None and sender != target.row.id:
+        audit.append(
+            session,
+            action="message.delivered",
+            actor=MESSAGE_ACTOR,
+            occurred_at=now,
+            instance_id=sender,
+            branch=messages.branch_of(session, sender),
+            data={"message_id": message["id"], "name": message["name"], "to_instance": target.row.id},
+        )
+    step_events.cancelled(session, target, MESSAGE_ACTOR, now)
+    step_events.fired_timers(session, target, after, now, MESSAGE_ACTOR)
+    _run_later(later)
+    step_events.finished(session, target, MESSAGE_ACTOR, now)
+    return True
+
+
+@metrics.timed("message")
+def deliver_message(session: Session, message_id: int, receiver_id: int, *, clock: Clock) -> bool:
+    """Deliver one pending message to an instance waiting for it (the scheduler's catch-up).
+
+    False when someone else holds the message or the instance, the message is gone, or the instance
+    no longer waits for it: nothing is written then."""
+    message = messages.take(session, message_id)
+    if message is None or receiver_id in _busy(session):
+        return False
+    target = load(session, receiver_id, skip_locked=True)
+    if target is None:
+        return False
+    now = clock.now()
+    if not _receive(session, target, message, clock, now):
+        return False
+    exchange(session, target, clock, now)
+    return True

@@ -1,4 +1,4 @@
-"""Typed SQLAlchemy models: deployed spec versions, instances, the task index and the audit chain."""
+"""Typed SQLAlchemy models: spec versions, instances, the task index, messages and the audit chain."""
 
 from __future__ import annotations
 
@@ -106,6 +106,45 @@ class TaskRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class Message(Base):
+    """A BPMN message thrown by one instance for another, kept until it is delivered (exactly once).
+
+    `correlation_hash` is the SHA-256 of the canonical correlations: with `name` it is what a waiting
+    receiver is looked up by (`MessageWait` carries the same pair)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_route", "name", "correlation_hash", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    correlation_hash: Mapped[str] = mapped_column(String(64))
+    correlations: Mapped[str] = mapped_column(Text)  # canonical JSON, for people and for the check
+    payload: Mapped[str] = mapped_column(Text)
+    sender_instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered
+    receiver_instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Deliveries by the scheduler that failed (the receiver's step raised): retried up to a limit.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class MessageWait(Base):
+    """The message index: one row per message a waiting catch event (or event gateway) of an instance
+    can take, rebuilt with the instance's state in every step, like the task index."""
+
+    __tablename__ = "message_waits"
+    __table_args__ = (Index("ix_message_waits_route", "name", "correlation_hash"),)
+
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    correlation_hash: Mapped[str] = mapped_column(String(64))
+    correlations: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AuditEvent(Base):

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from workflows.engine import audit, instances, timers
+from workflows.engine import audit, instances, messages, timers
 from workflows.engine.clock import Clock
 from workflows.engine.db import transaction
 from workflows.engine.errors import Conflict, EngineError
@@ -135,3 +135,25 @@ def sweep(factory: sessionmaker[Session], *, clock: Clock, batch: int = 500) -> 
         if len(due) < batch:
             return result
         after = due[-1]
+
+
+def deliver_messages(factory: sessionmaker[Session], *, clock: Clock, batch: int = 500) -> int:
+    """Deliver pending messages whose receivers now wait (those no step could deliver at once), one
+    transaction each; return how many were delivered. Several schedulers may run this at once."""
+    with factory() as session:
+        todo = messages.deliverable(session, limit=batch)
+    delivered = 0
+    for message_id, receiver_id in todo:
+        try:
+            done = run_step(
+                factory,
+                lambda s, m=message_id, r=receiver_id: instances.deliver_message(s, m, r, clock=clock),
+                clock=clock,
+                actor=instances.MESSAGE_ACTOR,
+                context={"instance_id": receiver_id, "action": "message.deliver", "message_id": message_id},
+                on_failure=lambda s, exc, m=message_id: messages.note_failure(s, m, exc.message),
+            )
+        except EngineError:
+            continue
+        delivered += int(done)
+    return delivered

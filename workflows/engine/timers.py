@@ -1,5 +1,10 @@
 """The timer index: each instance's earliest waiting timer, stored as `next_due_at`.
 
+A timer is every one SpiffWorkflow itself refreshes (`BpmnWorkflow.refresh_timers`): a waiting catch
+event whose definition is a timer, or a `MultipleEventDefinition` holding one (an event-based gateway
+waiting for "a message or the deadline", a boundary or catch event with several definitions), in the
+workflow or any of its subprocesses.
+
 The sweep asks the database only for instances whose `next_due_at` has passed (an indexed range
 query), so its cost grows with the number of due timers, never with the number of open instances.
 """
@@ -11,7 +16,9 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import EventBasedGateway
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Select, literal, select, tuple_
 from sqlalchemy.orm import Session
@@ -44,9 +51,6 @@ class WaitingTimer:
     due_at: datetime | None
 
 
-_WAITING_OR_FIRED = (TaskState.WAITING, TaskState.COMPLETED)
-
-
 @dataclass(frozen=True)
 class TimerState:
     """The workflow's timers: those still waiting, and every one that has fired."""
@@ -55,20 +59,60 @@ class TimerState:
     fired: dict[str, WaitingTimer]
 
 
+def timer_definitions(definition) -> list[TimerEventDefinition]:
+    """The timer definitions an event definition holds (itself, or those inside a multiple one)."""
+    if isinstance(definition, TimerEventDefinition):
+        return [definition]
+    if isinstance(definition, MultipleEventDefinition):
+        return [d for d in definition.event_definitions if isinstance(d, TimerEventDefinition)]
+    return []
+
+
+def _timer_won(task) -> bool:
+    """Whether a completed event holding a timer completed because of it.
+
+    An event-based gateway keeps only the branch of the event that came first, and its outputs are in
+    the order of its event definitions. Other multiple events forget which definition fired (Spiff
+    resets them when they run), so they are not counted as a timer firing.
+    """
+    spec = task.task_spec
+    if isinstance(spec.event_definition, TimerEventDefinition):
+        return True
+    if not isinstance(spec, EventBasedGateway):
+        return False
+    definitions = spec.event_definition.event_definitions
+    for child in task.children:
+        if child.task_spec in spec.outputs:
+            index = spec.outputs.index(child.task_spec)
+            if index < len(definitions) and isinstance(definitions[index], TimerEventDefinition):
+                return True
+    return False
+
+
+def _timer(task) -> WaitingTimer:
+    spec = task.task_spec
+    definitions = timer_definitions(spec.event_definition)
+    return WaitingTimer(
+        task_id=str(task.id),
+        bpmn_id=spec.bpmn_id,
+        name=spec.bpmn_name or definitions[0].name or spec.bpmn_id,
+        due_at=timer_instant(task._get_internal_data("event_value")),
+    )
+
+
 def scan(workflow: BpmnWorkflow) -> TimerState:
-    """Every timer event of the workflow that is waiting or has fired, by task id."""
-    waiting, fired = {}, {}
+    """Every timer of the workflow that is waiting (as Spiff would refresh it) or has fired, by task id."""
+    waiting = {}
+    for task in workflow.event_manager.tasks.values():
+        if task.state == TaskState.WAITING and timer_definitions(task.task_spec.event_definition):
+            waiting[str(task.id)] = _timer(task)
+    fired = {}
     for task in all_tasks(workflow):
-        definition = getattr(task.task_spec, "event_definition", None)
-        if not isinstance(definition, TimerEventDefinition) or task.state not in _WAITING_OR_FIRED:
+        if task.state != TaskState.COMPLETED:
             continue
-        timer = WaitingTimer(
-            task_id=str(task.id),
-            bpmn_id=task.task_spec.bpmn_id,
-            name=task.task_spec.bpmn_name or definition.name,
-            due_at=timer_instant(task._get_internal_data("event_value")),
-        )
-        (waiting if task.state == TaskState.WAITING else fired)[timer.task_id] = timer
+        definition = getattr(task.task_spec, "event_definition", None)
+        if timer_definitions(definition) and _timer_won(task):
+            fired[str(task.id)] = _timer(task)
     return TimerState(waiting, fired)
 
 

@@ -59,6 +59,18 @@ def _value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _message_text(action: str, payload: dict[str, Any]) -> str:
+    name = payload.get("name", "")
+    correlated = (payload.get("correlations") or {}).values()
+    keys = "，".join(f"{k} {_value(v)}" for values in correlated for k, v in values.items())
+    about = f"（{keys}）" if keys else ""
+    if action == "message.received":
+        return f"收到流程实例 {payload.get('from_instance')} 的消息“{name}”{about}"
+    if action == "message.delivered":
+        return f"消息“{name}”已送达流程实例 {payload.get('to_instance')}"
+    return f"发出消息“{name}”{about}"
+
+
 def describe(found: Labels, event: AuditEvent, limit: int = 300) -> str:
     """One event's content as a line people read: submitted fields by their titles, a notice's gist."""
     payload = audit.decoded(event)
@@ -73,6 +85,8 @@ def describe(found: Labels, event: AuditEvent, limit: int = 300) -> str:
         )
     elif event.action == "notification.sent":
         text = f"致 {_value(payload.get('to'))}：{payload.get('title', '')}"
+    elif event.action.startswith("message."):
+        text = _message_text(event.action, payload)
     elif event.action in ("task.cancelled", "task.claimed", "task.unclaimed", "task.reassigned"):
         text = _value(payload.get("title") or payload.get("to") or "")
     else:

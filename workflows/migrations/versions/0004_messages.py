@@ -1,0 +1,60 @@
+"""BPMN messages between instances: `messages` (thrown, pending until delivered) and `message_waits`
+(what each instance waits for now). No instance before this revision sent or awaited a message.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-03 19:10:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "messages",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("correlation_hash", sa.String(length=64), nullable=False),
+        sa.Column("correlations", sa.Text(), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("sender_instance_id", sa.Integer(), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("receiver_instance_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(["receiver_instance_id"], ["instances.id"]),
+        sa.ForeignKeyConstraint(["sender_instance_id"], ["instances.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.create_index("ix_messages_route", ["name", "correlation_hash", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_messages_receiver_instance_id"), ["receiver_instance_id"])
+        batch_op.create_index(batch_op.f("ix_messages_sender_instance_id"), ["sender_instance_id"])
+    op.create_table(
+        "message_waits",
+        sa.Column("instance_id", sa.Integer(), nullable=False),
+        sa.Column("task_id", sa.String(length=36), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("correlation_hash", sa.String(length=64), nullable=False),
+        sa.Column("correlations", sa.Text(), nullable=False),
+        sa.Column("since", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["instance_id"], ["instances.id"]),
+        sa.PrimaryKeyConstraint("instance_id", "task_id", "name"),
+    )
+    with op.batch_alter_table("message_waits", schema=None) as batch_op:
+        batch_op.create_index("ix_message_waits_route", ["name", "correlation_hash"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_table("message_waits")
+    op.drop_table("messages")
