@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflows.engine import instances, runner, specs
+from workflows.engine import runner, specs, steps
 from workflows.engine.clock import LOCAL_TZ, FixedClock
 from workflows.engine.db import make_engine, make_session_factory, transaction
 from workflows.engine.models import TaskRecord
@@ -78,14 +78,14 @@ def open_task_id(factory: sessionmaker[Session], instance_id: int, bpmn_id: str)
 def start_at_fix(factory: sessionmaker[Session], clock: FixedClock, deadline: str) -> tuple[int, str]:
     """Start a rectification through the engine and complete 明确责任; return (instance id, fix task id)."""
     row = step(
-        factory, clock, lambda s: instances.start(s, "rectification", REGISTERED, actor="bench", clock=clock)
+        factory, clock, lambda s: steps.start(s, "rectification", REGISTERED, actor="bench", clock=clock)
     )
     assign_id = open_task_id(factory, row.id, "assign")
     data = assigned(deadline)
     step(
         factory,
         clock,
-        lambda s: instances.complete_task(s, assign_id, data, actor="bench", clock=clock),
+        lambda s: steps.complete_task(s, assign_id, data, actor="bench", clock=clock),
         task_id=assign_id,
     )
     return row.id, open_task_id(factory, row.id, "fix")

@@ -5,7 +5,7 @@ Measured in one run and written to `bench/results.json`:
 * `step_ms_floor`: the raw SpiffWorkflow cost of one human step, all in memory: restore the stored
   state (json.loads + SERIALIZER.from_dict with the cached specs put back), complete the READY
   整改落实 (`fix`) task, run the engine to 验收销号 (`signoff`), serialize (to_dict + json.dumps).
-* `step_ms_zhibu`: the same step through `runner.run_step` + `instances.complete_task` on a SQLite
+* `step_ms_zhibu`: the same step through `runner.run_step` + `steps.complete_task` on a SQLite
   file: lock and load, validate the form, complete, sync the task index, append audit, commit.
 * `sweep_ms_100_waiting` / `sweep_ms_10000_waiting`: one `runner.sweep` over a database holding
   100 (resp. 10,000) instances waiting on a deadline timer, exactly 10 of them due.
@@ -53,7 +53,7 @@ from bench.common import (
     summary,
     timed_ms,
 )
-from workflows.engine import consistency, instances, specs
+from workflows.engine import consistency, specs, steps
 from workflows.engine.clock import FixedClock
 from workflows.engine.models import ProcessInstance
 from workflows.engine.spiff import SCRIPT_ENGINE, SERIALIZER, running_at
@@ -90,11 +90,11 @@ def floor_step(state_json: str, task_id: str, deployed: specs.DeployedSpec, cloc
 
 
 def zhibu_step(factory: sessionmaker[Session], task_id: str, clock: FixedClock) -> None:
-    """Our full step: one transaction through runner.run_step and instances.complete_task."""
+    """Our full step: one transaction through runner.run_step and steps.complete_task."""
     step(
         factory,
         clock,
-        lambda s: instances.complete_task(s, task_id, FIXED, actor="bench", clock=clock),
+        lambda s: steps.complete_task(s, task_id, FIXED, actor="bench", clock=clock),
         task_id=task_id,
     )
 

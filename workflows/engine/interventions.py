@@ -14,7 +14,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimeDateEventDefini
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.orm import Session
 
-from workflows.engine import instances, tasks
+from workflows.engine import instances, steps, tasks
 from workflows.engine.clock import Clock
 from workflows.engine.errors import Conflict, NotFound
 from workflows.engine.models import InstanceRow
@@ -81,7 +81,7 @@ def recompute_timers(session: Session, instance_id: int, *, actor: str, clock: C
                 task._set_internal_data(event_value=new)
                 moved.append({"timer": task.task_spec.bpmn_id, "from": old, "to": new})
 
-    instances.advance(session, loaded.row, clock, actor, step)
+    steps.advance(session, loaded.row, clock, actor, step)
     if moved:
         now = clock.now()
         instances.save(session, loaded, now)

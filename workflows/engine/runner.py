@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from workflows.engine import audit, instances, messages, timers
+from workflows.engine import audit, instances, messages, steps, timers
 from workflows.engine.clock import Clock
 from workflows.engine.db import transaction
 from workflows.engine.errors import Conflict, EngineError
@@ -82,7 +82,7 @@ def start(
     """Start an instance as one unit of work."""
     return run_step(
         factory,
-        lambda s: instances.start(s, process_id, data, actor=actor, clock=clock),
+        lambda s: steps.start(s, process_id, data, actor=actor, clock=clock),
         clock=clock,
         actor=actor,
         context={"action": "instance.start", "process_id": process_id, "data": data or {}},
@@ -95,7 +95,7 @@ def complete(
     """Complete a human task as one unit of work."""
     return run_step(
         factory,
-        lambda s: instances.complete_task(s, task_id, data, actor=actor, clock=clock),
+        lambda s: steps.complete_task(s, task_id, data, actor=actor, clock=clock),
         clock=clock,
         actor=actor,
         context={"action": "task.complete", "task_id": task_id, "data": data or {}},
@@ -122,7 +122,7 @@ def sweep(factory: sessionmaker[Session], *, clock: Clock, batch: int = 500) -> 
             try:
                 fired = run_step(
                     factory,
-                    lambda s, i=instance_id: instances.fire_due_timers(s, i, clock=clock),
+                    lambda s, i=instance_id: steps.fire_due_timers(s, i, clock=clock),
                     clock=clock,
                     actor="system:timer",
                     context={"instance_id": instance_id, "action": "timer.fire"},
@@ -147,9 +147,9 @@ def deliver_messages(factory: sessionmaker[Session], *, clock: Clock, batch: int
         try:
             done = run_step(
                 factory,
-                lambda s, m=message_id, r=receiver_id: instances.deliver_message(s, m, r, clock=clock),
+                lambda s, m=message_id, r=receiver_id: steps.deliver_message(s, m, r, clock=clock),
                 clock=clock,
-                actor=instances.MESSAGE_ACTOR,
+                actor=steps.MESSAGE_ACTOR,
                 context={"instance_id": receiver_id, "action": "message.deliver", "message_id": message_id},
                 on_failure=lambda s, exc, m=message_id: messages.note_failure(s, m, exc.message),
             )

@@ -71,7 +71,7 @@ class StepContext:
     clock: Clock
     actor: str
     instance: Any  # the InstanceRow being advanced (its id is None while it is being started)
-    start_process: Callable[..., Any]  # instances.start, passed in so this module needs no import of it
+    start_process: Callable[..., Any]  # steps.start, passed in so this module needs no import of it
     after_save: list[Callable[[], None]] = field(default_factory=list)
 
     def later(self, work: Callable[[], None]) -> None:

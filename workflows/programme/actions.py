@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from workflows.engine import audit, details, instances, interventions, specs
+from workflows.engine import audit, details, instances, interventions, specs, steps
 from workflows.engine.clock import Clock
 from workflows.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from workflows.engine.models import Base, TaskRecord, UTCDateTime
@@ -66,7 +66,7 @@ def complete_as(
         if "evidence" in schema.get("properties", {}):
             listed = data.get("evidence") if isinstance(data.get("evidence"), list) else []
             data = {**data, "evidence": listed + [f"{f.name} [/files/{f.id}]" for f in files]}
-    return instances.complete_task(session, task_id, data, actor=username, clock=clock, locked=locked)
+    return steps.complete_task(session, task_id, data, actor=username, clock=clock, locked=locked)
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def registering_branches(session: Session, username: str) -> frozenset[str] | No
 def registration_form(session: Session) -> dict[str, Any]:
     """The JSON Schema of 登记问题 (the rectification process's start form, its latest version)."""
     deployed = specs.as_deployed(specs.latest_version(session, items.PROCESS_ID))
-    return deployed.form_schema(instances.start_form(deployed)) or {}
+    return deployed.form_schema(steps.start_form(deployed)) or {}
 
 
 def register_rectification(
@@ -153,7 +153,7 @@ def register_rectification(
     if allowed is not None and not (isinstance(branch, str) and branch in allowed):
         raise Forbidden("只有党委工作室、督查验收人员或本支部书记可以登记问题")
     fields = {k: v for k, v in data.items() if v not in (None, "")}
-    return instances.start(session, "rectification", fields, actor=username, clock=clock)
+    return steps.start(session, "rectification", fields, actor=username, clock=clock)
 
 
 def claim(session: Session, username: str, task_id: str, *, clock: Clock) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from workflows.engine import instances
+from workflows.engine import steps
 from workflows.engine.clock import LOCAL_TZ, Clock
 from workflows.engine.errors import EngineError, InvalidInput
 from workflows.engine.models import InstanceRow
@@ -45,7 +45,7 @@ def generate_occurrences(
     for item in todo:
 
         def step(session: Session, item: obligations.Pending = item) -> None:
-            row = instances.start(session, "obligation", item.start_data(), actor=actor, clock=clock)
+            row = steps.start(session, "obligation", item.start_data(), actor=actor, clock=clock)
             obligations.add(session, item, row.id)
 
         try:
