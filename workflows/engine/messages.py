@@ -78,8 +78,25 @@ def _expected(task, definition: MessageEventDefinition) -> dict[str, Any]:
         raise EngineError(f"消息“{definition.name}”的关联表达式无法求值：{exc}") from exc
 
 
+def _trigger_id(spec_name: str) -> str:
+    """The wait key of an event subprocess's message start (it has no task until the message comes)."""
+    return f"start:{spec_name}"[:36]
+
+
+def _triggers(workflow: BpmnWorkflow):
+    """(key, definition) of the message start events of the workflow's event subprocesses."""
+    start = workflow.spec.start
+    for name in getattr(start, "trigger_specs", ()):
+        spec = workflow.subprocess_specs.get(name)
+        for start_event in getattr(spec, "bpmn_start_events", ()):
+            if isinstance(start_event.event_definition, MessageEventDefinition):
+                yield _trigger_id(name), start_event.event_definition
+
+
 def scan(workflow: BpmnWorkflow) -> dict[tuple[str, str], Wait]:
-    """Every message the workflow's waiting catch events and event gateways can take, by (task, name)."""
+    """Every message the workflow can take now, by (task, name): its waiting catch events and event
+    gateways, and while it runs, the message starts of its event subprocesses (whose correlations are
+    evaluated on the start data: a process takes such messages about what it was started for)."""
     waits = {}
     for task in workflow.event_manager.tasks.values():
         if task.state != TaskState.WAITING:
@@ -87,6 +104,12 @@ def scan(workflow: BpmnWorkflow) -> dict[tuple[str, str], Wait]:
         for definition in _message_definitions(task.task_spec.event_definition):
             text, digest = canonical(_expected(task, definition))
             waits[(str(task.id), definition.name)] = Wait(str(task.id), definition.name, text, digest)
+    if not workflow.completed:
+        start_task = None
+        for key, definition in _triggers(workflow):
+            start_task = start_task or workflow.get_tasks(spec_name="Start")[0]
+            text, digest = canonical(_expected(start_task, definition))
+            waits[(key, definition.name)] = Wait(key, definition.name, text, digest)
     return waits
 
 
@@ -194,12 +217,17 @@ def take(session: Session, message_id: int) -> dict[str, Any] | None:
 def event_for(workflow: BpmnWorkflow, message: dict[str, Any]) -> BpmnEvent | None:
     """The event to hand the workflow for a message, if one of its waiting tasks takes it now."""
     for wait in scan(workflow).values():
-        if wait.name == message["name"] and wait.digest == message["correlation_hash"]:
+        if wait.name != message["name"] or wait.digest != message["correlation_hash"]:
+            continue
+        if wait.task_id.startswith("start:"):
+            found = _triggers(workflow)
+            definition = next(d for key, d in found if key == wait.task_id and d.name == wait.name)
+        else:
             task = workflow.get_task_from_id(UUID(wait.task_id))
             definition = next(
                 d for d in _message_definitions(task.task_spec.event_definition) if d.name == wait.name
             )
-            return BpmnEvent(definition, json.loads(message["payload"]), json.loads(message["correlations"]))
+        return BpmnEvent(definition, json.loads(message["payload"]), json.loads(message["correlations"]))
     return None
 
 

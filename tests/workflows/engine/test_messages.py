@@ -18,7 +18,8 @@ from tests.support import Driver
 from workflows.engine import runner, specs
 from workflows.engine.clock import LOCAL_TZ, FixedClock
 from workflows.engine.db import make_engine, make_session_factory, transaction
-from workflows.engine.models import Message, MessageWait
+from workflows.engine.instances import restore
+from workflows.engine.models import Message, MessageWait, ProcessInstance
 
 DIAGRAMS = Path(__file__).parent / "diagrams"
 MODES = ["straight", "restored"]
@@ -137,6 +138,31 @@ def test_the_gateways_timer_fires_at_its_time_and_a_later_message_waits(mode, db
     _send(driver, note="来晚了")
     assert [m.status for m in _messages(driver)] == ["pending"]
     assert driver.only_task(receiver).bpmn_id == "after_timer"
+    assert driver.mismatches() == []
+    driver.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_event_subprocess_takes_every_message_while_the_process_runs(mode, db_url, relay, clock):
+    driver = Driver(db_url, clock, mode)
+    collector = driver.start({"year": 2026}, process="relay_collector")
+    other_year = driver.start({"year": 2027}, process="relay_collector")
+    for note in ("一", "二", "三"):
+        driver.start({"year": 2026, "note": note}, process="relay_reporter")
+    assert _actions(driver, collector) == ["message.received"] * 3
+    assert _actions(driver, other_year) == []
+    with driver.factory()() as session:
+        workflow = restore(session, session.get(ProcessInstance, collector)).workflow
+        assert sorted(t.data["kept"] for t in workflow.get_tasks() if t.task_spec.bpmn_id == "keep") == [
+            "一",
+            "三",
+            "二",
+        ]
+    assert driver.only_task(collector).bpmn_id == "work"  # the main flow never noticed
+    driver.complete(driver.only_task(collector).id, {})
+    assert driver.instance(collector).status == "completed"
+    driver.start({"year": 2026, "note": "结束后"}, process="relay_reporter")
+    assert [m.status for m in _messages(driver)] == ["delivered"] * 3 + ["pending"]
     assert driver.mismatches() == []
     driver.close()
 
