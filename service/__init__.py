@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service import api, auth, guard, inspect, ledger, metrics, tasks, web
+from service import api, auth, guard, inspect, ledger, metrics, notices, tasks, web
 from workflows.deadlines import ical, notify
 from workflows.engine import audit, health
 from workflows.engine.clock import LOCAL_TZ, clock_from_env, due_text
@@ -97,6 +97,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(tasks.bp)
     app.register_blueprint(ledger.bp)
     app.register_blueprint(inspect.bp)
+    app.register_blueprint(notices.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
 
     @app.before_request

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, render_template, request
 from service import exports, tasks
 from service.guard import int_arg
 from service.web import clock, db, signed_in, status_of, who
+from workflows.deadlines import escalation
 from workflows.engine import audit
 from workflows.engine.clock import LOCAL_TZ
 from workflows.engine.errors import ZhibuError
@@ -155,6 +156,8 @@ def dossier_page(code: str):
         "dossier.html",
         branch=branch,
         lines=lines,
+        notice_lines=escalation.notice_lines(db(), code),
+        processes=tasks.PROCESSES,
         events=events,
         actions=ACTIONS,
         names=trail_text.labels(db()),

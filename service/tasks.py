@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 
-from service import formdata, guard
+from service import exports, formdata, guard
 from service.guard import int_arg
 from service.web import clock, commit, current_user, db, signed_in, status_of, who
+from workflows.deadlines import board as board_of
 from workflows.deadlines import escalation, notify
 from workflows.engine.clock import LOCAL_TZ
 from workflows.engine.details import task_details
 from workflows.engine.errors import Forbidden, FormInvalid, InvalidInput, ZhibuError
-from workflows.programme import actions, dashboard, evidence, inbox, items, org, overview
+from workflows.programme import actions, coordination, dashboard, evidence, inbox, items, org, overview
 
 bp = Blueprint("tasks", __name__)
 VIEWS = {"todo": "待办", "overdue": "已逾期", "watching": "只读关注", "done": "已办"}
@@ -72,8 +73,23 @@ def _phase_steps(phase: int | None) -> list[str] | None:
 def dashboard_page():
     if inbox.readable_branches(who()) is not None:
         abort(403, "工作看板仅对党委工作室、领导小组和督查人员开放")
-    board = dashboard.build(db(), clock().now())
+    board = board_of.build(db(), clock().now())
     return render_template("dashboard.html", board=board, phases=dashboard.PHASES)
+
+
+@bp.get("/feedback/<int:year>.xlsx")
+@signed_in
+def feedback_export(year: int):
+    if inbox.readable_branches(who()) is not None:
+        abort(403, "意见汇总仅对党委工作室、领导小组和督查人员开放")
+    names = {b.code: b.name for b in org.active_branches(db())}
+    rows = [
+        (*row[:-1], row[-1].astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M"))
+        for row in coordination.feedback_table(db(), year, names)
+    ]
+    return exports.xlsx(
+        f"{year}年度党支部意见汇总", coordination.FEEDBACK_HEADERS, rows, f"{year}年度意见汇总.xlsx"
+    )
 
 
 @bp.get("/notifications")

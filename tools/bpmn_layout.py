@@ -82,32 +82,26 @@ def _ranks(nodes: dict, flows: list, attached: dict[str, str]) -> dict[str, int]
     return rank
 
 
-def layout(path: Path) -> None:
-    """Replace the diagram part of one BPMN file with a fresh layout."""
-    tree = etree.parse(str(path))
-    root = tree.getroot()
-    for old in root.findall(_q(BPMNDI, "BPMNDiagram")):
-        root.remove(old)
-    process = root.find(_q(BPMN, "process"))
-    participant = root.find(f"{_q(BPMN, 'collaboration')}/{_q(BPMN, 'participant')}")
+def _nodes_of(container) -> tuple[dict, dict[str, str]]:
     nodes, attached = {}, {}
-    for child in process:
+    for child in container:
         tag = etree.QName(child).localname
         if tag in NODE_TAGS:
             nodes[child.get("id")] = (tag, NODE_TAGS[tag])
             if tag == "boundaryEvent":
                 attached[child.get("id")] = child.get("attachedToRef")
-    flows = [
-        (f.get("id"), f.get("sourceRef"), f.get("targetRef")) for f in process.iter(_q(BPMN, "sequenceFlow"))
+    return nodes, attached
+
+
+def _flows_of(container) -> list[tuple[str, str, str]]:
+    return [
+        (f.get("id"), f.get("sourceRef"), f.get("targetRef"))
+        for f in container.findall(_q(BPMN, "sequenceFlow"))
     ]
-    lanes = [
-        (lane.get("id"), [r.text for r in lane.findall(_q(BPMN, "flowNodeRef"))])
-        for lane in process.iter(_q(BPMN, "lane"))
-    ]
-    lane_of = {node: lane_id for lane_id, refs in lanes for node in refs}
-    if not lanes:
-        lanes = [("_all", list(nodes))]
-        lane_of = dict.fromkeys(nodes, "_all")
+
+
+def _place(nodes, attached, flows, lanes, lane_of, top):
+    """Bounds of every node, a band of rows per lane from `top`: (bounds, lane tops, rows, bottom, width)."""
     per_task = defaultdict(int)
     for host in attached.values():
         per_task[host] += 1
@@ -127,11 +121,10 @@ def layout(path: Path) -> None:
     lane_rows = {
         lane_id: max([slots[(lane_id, r)] for r in set(rank.values())] + [1]) for lane_id, _ in lanes
     }
-    lane_top, top = {}, 40
+    lane_top = {}
     for lane_id, _ in lanes:
         lane_top[lane_id] = top
         top += lane_rows[lane_id] * ROW + 20
-    width = LEFT + (max(rank.values(), default=0) + 1) * column + 40
     bounds = {}
     for node, (_tag, (w, h)) in nodes.items():
         if node in attached:
@@ -145,6 +138,45 @@ def layout(path: Path) -> None:
         offset = per_host[host]
         per_host[host] += 1
         bounds[boundary] = (hx + 15 + offset * 40, hy + hh - 18, 36, 36)
+    width = LEFT + (max(rank.values(), default=0) + 1) * column + 40
+    return bounds, lane_top, lane_rows, top, width
+
+
+def layout(path: Path) -> None:
+    """Replace the diagram part of one BPMN file with a fresh layout.
+
+    Event subprocesses are drawn expanded, each in a band of its own under the lanes."""
+    tree = etree.parse(str(path))
+    root = tree.getroot()
+    for old in root.findall(_q(BPMNDI, "BPMNDiagram")):
+        root.remove(old)
+    process = root.find(_q(BPMN, "process"))
+    participant = root.find(f"{_q(BPMN, 'collaboration')}/{_q(BPMN, 'participant')}")
+    nodes, attached = _nodes_of(process)
+    flows = _flows_of(process)
+    lanes = [
+        (lane.get("id"), [r.text for r in lane.findall(_q(BPMN, "flowNodeRef"))])
+        for lane in process.findall(f"{_q(BPMN, 'laneSet')}/{_q(BPMN, 'lane')}")
+    ]
+    lane_of = {node: lane_id for lane_id, refs in lanes for node in refs}
+    if not lanes:
+        lanes = [("_all", list(nodes))]
+        lane_of = dict.fromkeys(nodes, "_all")
+    bounds, lane_top, lane_rows, top, width = _place(nodes, attached, flows, lanes, lane_of, 40)
+    subs = []
+    for sub in process.findall(_q(BPMN, "subProcess")):
+        inner, inner_attached = _nodes_of(sub)
+        inner_flows = _flows_of(sub)
+        band = [(sub.get("id"), list(inner))]
+        placed, _, _, bottom, sub_width = _place(
+            inner, inner_attached, inner_flows, band, dict.fromkeys(inner, sub.get("id")), top + 30
+        )
+        subs.append((sub.get("id"), top + 10, bottom - top, sub_width))
+        bounds.update(placed)
+        flows += inner_flows
+        attached.update(inner_attached)
+        width = max(width, sub_width)
+        top = bottom + 20
 
     diagram = etree.SubElement(root, _q(BPMNDI, "BPMNDiagram"), id=f"BPMNDiagram_{process.get('id')}")
     plane_ref = participant.getparent().get("id") if participant is not None else process.get("id")
@@ -179,6 +211,8 @@ def layout(path: Path) -> None:
                 lane_rows[lane_id] * ROW + 20,
                 isHorizontal="true",
             )
+    for sub_id, sub_top, height, sub_width in subs:
+        shape(sub_id, LEFT - 20, sub_top, sub_width - LEFT + 10, height, isExpanded="true")
     for node, (x, y, w, h) in bounds.items():
         shape(node, x, y, w, h)
     for flow_id, source, target in flows:

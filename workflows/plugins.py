@@ -11,16 +11,29 @@ from workflows.deadlines import scripts as deadline_scripts
 from workflows.deadlines.channels import SmtpSettings
 from workflows.engine import extensions, runner
 from workflows.engine.extensions import Job
-from workflows.programme import form_refs, ledger, units, years
+from workflows.programme import (
+    coordination,
+    form_refs,
+    ledger,
+    obligation_scripts,
+    units,
+    year_scripts,
+    years,
+)
 from workflows.programme import scripts as programme_scripts
 
 DIGEST_HOUR = 8  # Beijing time
 
 extensions.register_script_functions(
-    {fn.__name__: fn for fn in (*programme_scripts.FUNCTIONS, *deadline_scripts.FUNCTIONS)}
+    {
+        fn.__name__: fn
+        for fn in (*programme_scripts.FUNCTIONS, *year_scripts.FUNCTIONS, *deadline_scripts.FUNCTIONS)
+    }
 )
+extensions.register_script_functions({fn.__name__: fn for fn in obligation_scripts.FUNCTIONS})
 extensions.register_projection(ledger.PROCESS_ID, ledger.project)
 extensions.register_projection(years.PROCESS_ID, years.project)
+extensions.register_projection(coordination.PROCESS_ID, coordination.project)
 extensions.register_timer_meaning(escalation.timer_meaning)
 extensions.register_form_check(form_refs.check_people)
 extensions.register_form_check(form_checks.check_deadlines)
@@ -32,6 +45,9 @@ extensions.register_job(
 )
 extensions.register_job(
     Job("obligations", lambda factory, clock: units.generate_occurrences(factory, clock=clock), every="hour")
+)
+extensions.register_job(
+    Job("spot_checks", lambda f, clock: units.start_scheduled_spot_checks(f, clock=clock), every="hour")
 )
 extensions.register_job(
     Job(

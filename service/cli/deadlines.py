@@ -1,16 +1,18 @@
-"""Commands for deadlines: the scheduler, the working-day calendar, failing timers, notification settings."""
+"""Commands for deadlines: the scheduler, the working-day calendar, failing timers, notification settings,
+and the notices of criticism (通报) the escalation ladder filed."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 
 import click
 
 from service import logs, scheduler
 from service.cli.common import Group, default_actor, factory
-from workflows.deadlines import calendar, ical, jobs, notify
+from workflows.deadlines import calendar, escalation, ical, jobs, notify
 from workflows.engine import interventions, timers
-from workflows.engine.clock import clock_from_env
+from workflows.engine.clock import LOCAL_TZ, clock_from_env
 from workflows.engine.db import transaction
 from workflows.engine.errors import NotFound
 from workflows.programme import org
@@ -153,3 +155,53 @@ def feed_command(username: str, rotate: bool) -> None:
         org.user(session, username)
         token = ical.token_for(session, username, now=clock_from_env().now(), rotate=rotate)
     click.echo(f"/calendar/{token}.ics")
+
+
+NOTICE_HEADERS = ("编号", "通报时间", "党支部", "流程实例", "逾期环节", "事项", "通报内容")
+
+
+@click.command("notices")
+@click.option("--branch", "code", default=None, help="只列出该党支部（编号）的通报")
+@click.option("--year", type=click.IntRange(2000, 2200), default=None, help="只列出该年度（北京时间）的通报")
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出")
+def notices_command(code: str | None, year: int | None, as_json: bool) -> None:
+    """列出通报批评（逾期升级到最后一级时自动通报），新的在前。"""
+    with factory()() as session:
+        if code is not None:
+            org.branch(session, code)  # an unknown branch is an error, not an empty list
+        lines = escalation.notice_lines(session, code, year=year)
+    if as_json:
+        items = [
+            {
+                "id": line.notice.id,
+                "branch": line.notice.branch_code,
+                "branch_name": line.branch_name,
+                "instance_id": line.notice.instance_id,
+                "task": line.notice.task_bpmn_id,
+                "step": line.step,
+                "subject": line.notice.subject,
+                "text": line.notice.text,
+                "created_at": line.notice.created_at.isoformat(),
+            }
+            for line in lines
+        ]
+        click.echo(json.dumps(items, ensure_ascii=False, indent=2))
+        return
+    if not lines:
+        click.echo("没有符合条件的通报批评" if code or year else "没有通报批评")
+        return
+    click.echo("\t".join(NOTICE_HEADERS))
+    for line in lines:
+        notice = line.notice
+        where = f"{notice.branch_code} {line.branch_name or ''}".strip() if notice.branch_code else "公司"
+        cells = (
+            notice.id,
+            notice.created_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M"),
+            where,
+            notice.instance_id,
+            line.step,
+            notice.subject,
+            notice.text,
+        )
+        click.echo("\t".join(" ".join(str(cell).split()) for cell in cells))
+    click.echo(f"共 {len(lines)} 条")

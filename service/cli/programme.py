@@ -7,7 +7,7 @@ import click
 from service.cli.common import Group, default_actor, factory
 from workflows.engine.clock import LOCAL_TZ, clock_from_env
 from workflows.engine.db import transaction
-from workflows.programme import catalog, credentials, obligations, org, units
+from workflows.programme import catalog, closing, credentials, obligations, org, spotcheck, units
 
 
 @click.group(cls=Group)
@@ -72,6 +72,7 @@ def user() -> None:
 @click.option("--role", required=True, type=click.Choice(list(org.ROLES)), help="角色")
 @click.option("--branch", "branch_code", default=None, help="所在党支部编号（支部角色必填）")
 @click.option("--name", "display_name", default=None, help="姓名")
+@click.option("--title", default=None, help=f"领导小组职务（仅角色 leader）：{'/'.join(org.TITLES)}")
 @click.option("--actor", default=default_actor)
 def user_add(
     username: str,
@@ -79,11 +80,14 @@ def user_add(
     role: str,
     branch_code: str | None,
     display_name: str | None,
+    title: str | None,
     actor: str,
 ) -> None:
-    """新增人员，或为已有人员增加一个角色（不改密码；改密码用 user passwd）。"""
+    """新增人员，或为已有人员增加一个角色（不改密码；改密码用 user passwd）；领导小组成员可带职务。"""
     with transaction(factory()) as session:
-        existed = session.get(org.User, username.strip()) is not None
+        found = session.get(org.User, username.strip())
+        existed = found is not None
+        had_role = existed and (role, branch_code) in org.grants(session, found.username)
         org.add_user(
             session,
             username,
@@ -91,11 +95,16 @@ def user_add(
             role=role,
             branch_code=branch_code,
             display_name=display_name,
+            title=title,
             now=clock_from_env().now(),
             actor=actor,
         )
     where = f"（{branch_code}）" if branch_code else ""
-    if existed:
+    if title is not None:
+        where += f"，职务：{title}"
+    if had_role:
+        click.echo(f"{username} 已是{org.ROLES[role]}成员：职务改为 {title}")
+    elif existed:
         click.echo(f"{username} 已存在：已增加角色 {org.ROLES[role]}{where}，密码未更改")
     else:
         click.echo(f"已新增人员 {username}，授予角色：{org.ROLES[role]}{where}")
@@ -189,6 +198,19 @@ def programme_start(year: int, deadlines: str | None, actor: str) -> None:
     click.echo(row.id)
 
 
+@programme.command("close")
+@click.argument("year", type=click.IntRange(2000, 2100))
+@click.option("--reason", required=True, help="结束理由（如：启动新年度）")
+@click.option("--actor", default=default_actor)
+def programme_close(year: int, reason: str, actor: str) -> None:
+    """结束年度工作：仍在进行的党支部流程随之结束，未销号的整改事项结转下一年度。"""
+    done = closing.close_programme(factory(), year, reason, actor=actor, clock=clock_from_env())
+    if done.closed:
+        click.echo(f"{year} 年度已结束：结束党支部流程 {done.ended} 个，结转整改事项 {done.carried} 项")
+    else:
+        click.echo(f"已通知 {year} 年度流程结束（流程正忙，由调度程序稍后完成）")
+
+
 @click.group(name="obligations", cls=Group)
 def obligations_group() -> None:
     """党支部例行工作（三会一课、主题党日等）。"""
@@ -196,7 +218,7 @@ def obligations_group() -> None:
 
 @obligations_group.command("generate")
 def obligations_generate() -> None:
-    """为当前周期生成尚未生成的例行工作，输出新生成数量。"""
+    """生成到今天应有而尚未生成的例行工作（含调度程序停止期间漏生成的周期），输出新生成数量。"""
     click.echo(units.generate_occurrences(factory(), clock=clock_from_env()))
 
 
@@ -212,6 +234,34 @@ def obligations_missed(code: str) -> None:
         click.echo(f"{row['period']}  {row['name']}{who}  {row['status']}")
     if not rows:
         click.echo("没有缺项")
+
+
+@click.group(name="spotcheck", cls=Group)
+def spotcheck_group() -> None:
+    """督查抽查：定期抽查与抽取结果复核。"""
+
+
+@spotcheck_group.command("scheduled")
+def spotcheck_scheduled() -> None:
+    """启动已到日期、尚未启动的定期抽查（data/spot_checks.json），输出启动数量。"""
+    click.echo(units.start_scheduled_spot_checks(factory(), clock=clock_from_env()))
+
+
+@spotcheck_group.command("verify")
+def spotcheck_verify() -> None:
+    """按审计记录逐次重算每一次抽取（随机抽查、定期抽查）；有不符的退出码为 1。"""
+    with factory()() as session:
+        draws = spotcheck.recorded_draws(session)
+    for each in draws:
+        when = each.occurred_at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+        plan = f"（{each.schedule['year']}年{each.schedule['name']}）" if each.schedule else ""
+        verdict = "可复核" if each.reproduced else "不符"
+        drawn = "、".join(each.drawn) or "无"
+        click.echo(f"{each.seq}\t{when}\t{each.kind}{plan}\t抽取 {each.count} 个：{drawn}\t{verdict}")
+    failed = [each for each in draws if not each.reproduced]
+    click.echo(f"共 {len(draws)} 次抽取，{len(draws) - len(failed)} 次可复核，{len(failed)} 次不符")
+    if failed:
+        raise SystemExit(1)
 
 
 @click.group(name="catalog", cls=Group)

@@ -57,7 +57,7 @@ def test_a_whole_loop_from_the_command_line(cli, db_url):
     checked = cli("check")
     assert checked.exit_code == 0 and "0 处不一致" in checked.output
     verified = cli("audit", "verify")
-    assert verified.exit_code == 0 and "共 19 条事件" in verified.output
+    assert verified.exit_code == 0 and "共 20 条事件" in verified.output  # 7 diagrams deployed + 13
     with make_engine(db_url).connect() as conn:
         started = conn.execute(select(AuditEvent).where(AuditEvent.action == "instance.started")).one()
     assert started.occurred_at == datetime(2026, 11, 24, 10, 0, tzinfo=LOCAL_TZ)

@@ -27,6 +27,16 @@ def test_a_year_starts_once_and_keeps_its_catalog_version(cli, db_url):
     assert generic.exit_code == 1 and "不能重复启动" in generic.output
     assert dump(db_url) == before  # no instance, no branch programme, no task, no audit event
 
+    # 2027 waits until the office closes 2026: refused with the command to run, and nothing written
+    early = cli("programme", "start", "2027", now="2026-12-01T09:00:00")
+    assert early.exit_code == 1
+    assert "2026 年度尚未结束：请先结束 2026 年度（zhibu programme close 2026 --reason 原因）" in early.output
+    assert dump(db_url) == before
+    closed = cli("programme", "close", "2026", "--reason", "启动新年度", now="2026-12-01T09:00:00")
+    assert closed.exit_code == 0, closed.output
+    assert "2026 年度已结束：结束党支部流程 1 个" in closed.output  # the one branch, still at its first step
+    again = cli("programme", "close", "2026", "--reason", "再次", now="2026-12-01T09:00:00")
+    assert again.exit_code == 1 and "2026 年度已于 2026-12-01 结束，不能重复结束" in again.output
     assert cli("programme", "start", "2027", now="2026-12-01T09:00:00").exit_code == 0
     engine = make_engine(db_url)
     with make_session_factory(engine)() as session:

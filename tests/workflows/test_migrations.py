@@ -22,6 +22,10 @@ AFTER_BASELINE = {
     "programme_years",
     "messages",
     "message_waits",
+    "spot_check_runs",
+    "branch_years",
+    "grade_rounds",
+    "feedback_items",
 }  # tables the revisions after 0001 add
 
 

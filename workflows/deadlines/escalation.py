@@ -16,13 +16,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint, func, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from workflows.deadlines import calendar
 from workflows.engine import audit
-from workflows.engine.models import Base, UTCDateTime
-from workflows.programme import org
+from workflows.engine.clock import LOCAL_TZ
+from workflows.engine.models import Base, ProcessInstance, TaskRecord, UTCDateTime
+from workflows.programme import org, trail_text
 
 LADDER_FILE = Path(__file__).resolve().parents[2] / "data" / "escalation.json"
 
@@ -178,12 +179,81 @@ def file_notice(
     return notice
 
 
-def notices(session: Session, branch: str | None = None) -> list[Notice]:
-    """Notices of criticism, newest first (one branch, or all)."""
+def notices(
+    session: Session, branch: str | None = None, *, year: int | None = None, text: str | None = None
+) -> list[Notice]:
+    """Notices of criticism, newest first: one branch or all, one year (Beijing time) or all, and those
+    whose subject or text contains `text` (case-insensitive) when given."""
     query = select(Notice).order_by(Notice.created_at.desc(), Notice.id.desc())
     if branch is not None:
         query = query.where(Notice.branch_code == branch)
+    if year is not None:
+        start = datetime(year, 1, 1, tzinfo=LOCAL_TZ)
+        query = query.where(Notice.created_at >= start, Notice.created_at < start.replace(year=year + 1))
+    if text:
+        query = query.where(
+            or_(Notice.subject.icontains(text, autoescape=True), Notice.text.icontains(text, autoescape=True))
+        )
     return list(session.scalars(query))
+
+
+def notice_count(session: Session) -> int:
+    """How many notices were ever filed."""
+    return session.scalar(select(func.count()).select_from(Notice)) or 0
+
+
+def notice_years(session: Session) -> list[int]:
+    """The years (Beijing time) in which notices were filed, newest first."""
+    filed = session.scalars(select(Notice.created_at))
+    return sorted({when.astimezone(LOCAL_TZ).year for when in filed}, reverse=True)
+
+
+@dataclass(frozen=True)
+class NoticeLine:
+    """A notice as people read it: which branch, which process and step was late, and where it stands."""
+
+    notice: Notice
+    branch_name: str | None  # None: a company-level item, or a branch since removed
+    process_id: str | None
+    step: str  # the late task's name (整改落实), else its BPMN id
+    task_status: str | None  # the late task now: open | completed | cancelled; None if not in the task index
+
+
+def notice_lines(
+    session: Session, branch: str | None = None, *, year: int | None = None, text: str | None = None
+) -> list[NoticeLine]:
+    """`notices` with what a page shows beside each: branch name, process, the late step's name."""
+    found = notices(session, branch, year=year, text=text)
+    ids = {n.instance_id for n in found}
+    names = dict(session.execute(select(org.Branch.code, org.Branch.name)).all())
+    picked = select(ProcessInstance.id, ProcessInstance.process_id).where(ProcessInstance.id.in_(ids))
+    processes: dict[int, str] = dict(session.execute(picked).all())
+    tasks: dict[tuple[int, str], tuple[str, str | None]] = {}  # the newest task row of each (instance, step)
+    for row in session.execute(
+        select(TaskRecord.instance_id, TaskRecord.bpmn_id, TaskRecord.title, TaskRecord.status)
+        .where(TaskRecord.instance_id.in_(ids))
+        .order_by(TaskRecord.created_at, TaskRecord.id)
+    ):
+        tasks[(row.instance_id, row.bpmn_id)] = (row.title, row.status)
+    named: dict[str, str] = {}
+    if any((n.instance_id, n.task_bpmn_id) not in tasks for n in found):  # not a human task: ask the diagram
+        named = trail_text.labels(session).steps
+    lines = []
+    for notice in found:
+        title, status = tasks.get(
+            (notice.instance_id, notice.task_bpmn_id),
+            (named.get(notice.task_bpmn_id, notice.task_bpmn_id), None),
+        )
+        lines.append(
+            NoticeLine(
+                notice,
+                names.get(notice.branch_code) if notice.branch_code else None,
+                processes.get(notice.instance_id),
+                title,
+                status,
+            )
+        )
+    return lines
 
 
 _TIMER_CALL = re.compile(r"""escalation_at\(\s*["']([^"']+)["']\s*,\s*(\d+)""")

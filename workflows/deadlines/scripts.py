@@ -9,7 +9,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from sqlalchemy import select
+
 from workflows.deadlines import calendar, escalation, notify
+from workflows.engine.models import TaskRecord
 from workflows.engine.spiff import current_step
 from workflows.programme import org
 
@@ -33,20 +36,24 @@ def escalate(
     """A ladder level was reached: notify its people and, where the ladder says so, file a notice.
 
     With a `deadline` each level is told once for that deadline, whatever loops the diagram makes (a
-    rejected fix gets a new deadline and a ladder of its own). The notifications are written after the
-    step's timers are audited, so the trail reads cause first.
+    step that comes back is the same task; a rejected fix gets a new deadline and a ladder of its own).
+    The notifications are written after the step's timers are audited, so the trail reads cause first,
+    and after the instance is saved, so a ladder that fires as the instance starts knows its id.
     """
     step = current_step()
     instance = step.instance
     entry = escalation.level(instance.process_id, task_id, level)
-    if deadline is not None:
-        day = date.fromisoformat(deadline)
-        if not escalation.first_time(step.session, instance.id, task_id, level, day, step.clock.now()):
-            return {"level": level, "name": entry["name"], "notified": [], "repeat": True}
     people = escalation.recipients(step.session, entry["notify"], branch=instance.branch, assignee=assignee)
+
+    limit = "整改时限" if instance.process_id == "rectification" else "期限"
 
     def tell() -> None:
         now = step.clock.now()
+        if deadline is not None and not escalation.first_time(
+            step.session, instance.id, task_id, level, date.fromisoformat(deadline), now
+        ):
+            return  # this level of this deadline was told before
+        step_name = _step_title(step.session, instance.id, task_id)
         subject = instance.title or instance.process_id
         where = f"（{instance.branch}）" if instance.branch else ""
         notify.send(
@@ -67,12 +74,23 @@ def escalate(
                 instance_id=instance.id,
                 task_id=task_id,
                 subject=subject,
-                text=f"“{subject}”超过整改时限 {entry['offset']} 个工作日仍未完成，予以通报批评。",
+                text=f"“{subject}”的“{step_name}”超过{limit} {entry['offset']} 个工作日仍未完成，通报批评。",
                 now=now,
             )
 
     step.later(tell)
     return {"level": level, "name": entry["name"], "notified": people}
+
+
+def _step_title(session, instance_id: int, bpmn_id: str) -> str:
+    """The name people know a step of an instance by (from the task index), else its id."""
+    title = session.scalar(
+        select(TaskRecord.title)
+        .where(TaskRecord.instance_id == instance_id, TaskRecord.bpmn_id == bpmn_id)
+        .order_by(TaskRecord.created_at.desc())
+        .limit(1)
+    )
+    return title or bpmn_id
 
 
 _ITEM_NEWS = {

@@ -227,6 +227,11 @@ def event_for(workflow: BpmnWorkflow, message: dict[str, Any]) -> BpmnEvent | No
             definition = next(
                 d for d in _message_definitions(task.task_spec.event_definition) if d.name == wait.name
             )
+        # Spiff re-checks correlations against what the workflow holds, and a waiting gateway never
+        # records its own: hand it the values the routing matched on (equal to its expected ones).
+        (workflow if wait.task_id.startswith("start:") else task.workflow).correlations.update(
+            json.loads(wait.correlations)
+        )
         return BpmnEvent(definition, json.loads(message["payload"]), json.loads(message["correlations"]))
     return None
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from workflows.engine import audit
 from workflows.engine.errors import DeployError, NotFound
 from workflows.engine.models import SpecVersion
-from workflows.engine.spiff import SERIALIZER
+from workflows.engine.spiff import SERIALIZER, connect_event_subprocesses
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BPMN_DIR = PROJECT_ROOT / "bpmn"
@@ -121,6 +121,8 @@ def deploy_all(
         try:
             spec = parser.get_spec(process_id)
             subprocess_specs = parser.get_subprocess_specs(process_id)
+            for each in (spec, *subprocess_specs.values()):
+                connect_event_subprocesses(each)
         except ValidationException as exc:
             raise DeployError(f"流程 {process_id} 无法解析：{exc}") from exc
         all_specs = [spec, *subprocess_specs.values()]
@@ -205,6 +207,8 @@ def as_deployed(row: SpecVersion) -> DeployedSpec:
         doc = json.loads(row.spec_json)
         spec = SERIALIZER.from_dict(doc["spec"])
         subprocess_specs = {k: SERIALIZER.from_dict(v) for k, v in doc["subprocess_specs"].items()}
+        for each in (spec, *subprocess_specs.values()):
+            connect_event_subprocesses(each)
         cached = (spec, subprocess_specs, json.loads(row.forms_json))
         with _cache_lock:
             _cache[key] = cached

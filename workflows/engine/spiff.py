@@ -131,6 +131,24 @@ SERIALIZER = BpmnWorkflowSerializer(
 SCRIPT_ENGINE = PythonScriptEngine(environment=TaskDataEnvironment(dict(SCRIPT_FUNCTIONS)))
 
 
+def connect_event_subprocesses(spec) -> None:
+    """Wire each event subprocess of a spec to its start and end as Spiff does when one is triggered.
+
+    Spiff connects a triggered event subprocess into the (shared) spec only at its first trigger, so a
+    workflow restored onto a freshly loaded spec fails when the subprocess ends ("No input task
+    connected"). Done once per loaded spec, without adding it to the start's outputs (which would start
+    it in every new workflow); Spiff then finds it connected and leaves the spec alone. Idempotent.
+    """
+    start = getattr(spec, "start", None)
+    for name in getattr(start, "trigger_specs", ()):
+        task_spec = spec.task_specs.get(name)
+        if task_spec is None or start in task_spec.inputs:
+            continue
+        task_spec._connect_notify(start)
+        if spec.end not in task_spec.outputs:
+            task_spec.connect(spec.end)
+
+
 def all_tasks(workflow: BpmnWorkflow):
     """Every task of a workflow and its subprocesses, unordered.
 

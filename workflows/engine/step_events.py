@@ -26,10 +26,24 @@ def record(session: Session, loaded, action: str, actor: str, now: datetime, **f
 
 
 def fired_timers(
-    session: Session, loaded, after: timers.TimerState, now: datetime, actor: str = "system:timer"
+    session: Session,
+    loaded,
+    after: timers.TimerState,
+    now: datetime,
+    actor: str = "system:timer",
+    *,
+    sweep: bool = False,
 ) -> int:
-    """Audit each timer that fired during this step (in a sweep, or at once when already overdue)."""
-    fired = [t for tid, t in after.fired.items() if tid not in loaded.timers_before.fired]
+    """Audit each timer that fired during this step (in a sweep, or at once when already overdue).
+
+    A multiple event that does not say which of its definitions ended it counts as its timer only in a
+    timer sweep (`sweep`), and only if its timer was due."""
+    fired = [
+        t
+        for tid, t in after.fired.items()
+        if tid not in loaded.timers_before.fired
+        and (t.certain or (sweep and t.due_at is not None and t.due_at <= now))
+    ]
     for timer in fired:
         record(
             session,

@@ -204,7 +204,7 @@ def fire_due_timers(
         loaded.workflow.do_engine_steps()
 
     later = advance(session, loaded.row, clock, actor, step)
-    fired = step_events.fired_timers(session, loaded, save(session, loaded, now), now, actor)
+    fired = step_events.fired_timers(session, loaded, save(session, loaded, now), now, actor, sweep=True)
     step_events.cancelled(session, loaded, actor, now)
     _run_later(later)
     step_events.finished(session, loaded, actor, now)

@@ -49,6 +49,7 @@ class WaitingTimer:
     bpmn_id: str
     name: str
     due_at: datetime | None
+    certain: bool = True  # False: a completed multiple event that may have ended by another definition
 
 
 @dataclass(frozen=True)
@@ -68,18 +69,18 @@ def timer_definitions(definition) -> list[TimerEventDefinition]:
     return []
 
 
-def _timer_won(task) -> bool:
-    """Whether a completed event holding a timer completed because of it.
+def _timer_won(task) -> bool | None:
+    """Whether a completed event holding a timer completed because of it (None: it cannot tell).
 
     An event-based gateway keeps only the branch of the event that came first, and its outputs are in
     the order of its event definitions. Other multiple events forget which definition fired (Spiff
-    resets them when they run), so they are not counted as a timer firing.
+    resets them when they run): only the step that completed them knows (a timer sweep, or not).
     """
     spec = task.task_spec
     if isinstance(spec.event_definition, TimerEventDefinition):
         return True
     if not isinstance(spec, EventBasedGateway):
-        return False
+        return None
     definitions = spec.event_definition.event_definitions
     for child in task.children:
         if child.task_spec in spec.outputs:
@@ -89,7 +90,7 @@ def _timer_won(task) -> bool:
     return False
 
 
-def _timer(task) -> WaitingTimer:
+def _timer(task, certain: bool = True) -> WaitingTimer:
     spec = task.task_spec
     definitions = timer_definitions(spec.event_definition)
     return WaitingTimer(
@@ -97,6 +98,7 @@ def _timer(task) -> WaitingTimer:
         bpmn_id=spec.bpmn_id,
         name=spec.bpmn_name or definitions[0].name or spec.bpmn_id,
         due_at=timer_instant(task._get_internal_data("event_value")),
+        certain=certain,
     )
 
 
@@ -111,8 +113,10 @@ def scan(workflow: BpmnWorkflow) -> TimerState:
         if task.state != TaskState.COMPLETED:
             continue
         definition = getattr(task.task_spec, "event_definition", None)
-        if timer_definitions(definition) and _timer_won(task):
-            fired[str(task.id)] = _timer(task)
+        if timer_definitions(definition):
+            won = _timer_won(task)
+            if won is not False:
+                fired[str(task.id)] = _timer(task, certain=won is True)
     return TimerState(waiting, fired)
 
 

@@ -28,7 +28,18 @@ from workflows.engine.models import Base
 
 BASELINE = "0001"  # the schema as `create_all` made it before migrations existed
 # Tables of later revisions: a database made before migrations cannot have them.
-AFTER_BASELINE = frozenset({"job_runs", "programme_years", "messages", "message_waits"})
+AFTER_BASELINE = frozenset(
+    {
+        "job_runs",
+        "programme_years",
+        "messages",
+        "message_waits",
+        "spot_check_runs",
+        "branch_years",
+        "grade_rounds",
+        "feedback_items",
+    }
+)
 _LOCK_KEY = 0x7A68_6962_75  # "zhibu": one advisory lock for every upgrading process
 
 

@@ -165,9 +165,11 @@ def items(session: Session, catalog_id: int | None = None) -> list[CatalogItem]:
     )
 
 
-def checklist(session: Session) -> dict[str, Any]:
-    """The active catalog as plain data for a form: its id and every item."""
-    catalog = active(session)
+def checklist(session: Session, catalog_id: int | None = None) -> dict[str, Any]:
+    """A catalog version (the active one by default) as plain data for a form: its id and every item."""
+    catalog = active(session) if catalog_id is None else session.get(Catalog, catalog_id)
+    if catalog is None:
+        raise NotFound(f"标准条目目录 {catalog_id} 不存在")
     return {
         "catalog_id": catalog.id,
         "items": [

@@ -1,6 +1,8 @@
 """The office dashboard: where each branch stands in the five phases, what is late, grades, obligations kept.
 
-Read-only aggregates over the task index, the grade records and the obligation occurrences.
+Read-only aggregates over recorded facts: each branch's year (`coordination.BranchYear`, the projection of
+its programme: phase, position, classification and track), the task index, the grade records and the
+obligation occurrences. Notices (通报) are counted by the deadlines layer, which passes them in.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from sqlalchemy import ForeignKey, Integer, String, case, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from workflows.engine.models import Base, TaskRecord, UTCDateTime
-from workflows.programme import obligations, org
+from workflows.programme import coordination, obligations, org
+from workflows.programme.years import ProgrammeYear
 
 PHASES = {1: "组织发动", 2: "对标自查", 3: "争创达标", 4: "总结验收", 5: "巩固提升"}
 PLAN_FILE = Path(__file__).resolve().parents[2] / "data" / "plan_steps.json"
@@ -61,6 +64,11 @@ class BranchStatus:
     obligations_kept: int = 0
     obligations_due: int = 0
     grade: str | None = None
+    position: str | None = None  # the open steps, or what the programme waits for
+    status: str | None = None
+    classification: str | None = None
+    track: str | None = None
+    notices: int = 0
 
 
 @dataclass
@@ -72,8 +80,10 @@ class Dashboard:
     grades: dict[str, int] = field(default_factory=dict)
 
 
-def build(session: Session, now: datetime, year: int | None = None) -> Dashboard:
-    """The dashboard as of now (grades of `year`, or of the latest year graded)."""
+def build(
+    session: Session, now: datetime, year: int | None = None, notices: dict[str, int] | None = None
+) -> Dashboard:
+    """The dashboard as of now, for `year` (else the latest programme year); `notices` per branch."""
     counts = {
         branch: (total, int(late or 0))
         for branch, total, late in session.execute(
@@ -82,15 +92,6 @@ def build(session: Session, now: datetime, year: int | None = None) -> Dashboard
             .group_by(TaskRecord.branch)
         )
     }
-    steps = phase_of_step()
-    phases: dict[str, int] = {}
-    for branch, bpmn_id in session.execute(
-        select(TaskRecord.branch, TaskRecord.bpmn_id).where(
-            TaskRecord.status == "open", TaskRecord.process_id == "branch_programme"
-        )
-    ):
-        if bpmn_id in steps:
-            phases[branch] = min(phases.get(branch, 9), steps[bpmn_id])
     kept: dict[str, tuple[int, int]] = {}
     occ = obligations.Occurrence
     for branch, due, ok in session.execute(
@@ -100,7 +101,10 @@ def build(session: Session, now: datetime, year: int | None = None) -> Dashboard
     ):
         kept[branch] = (int(ok or 0), due)
     if year is None:
-        year = session.scalar(select(func.max(BranchGrade.year)))
+        year = session.scalar(select(func.max(ProgrammeYear.year))) or session.scalar(
+            select(func.max(BranchGrade.year))
+        )
+    facts = coordination.of_year(session, year) if year is not None else {}
     grades = {
         g.branch_code: g.grade for g in session.scalars(select(BranchGrade).where(BranchGrade.year == year))
     }
@@ -108,16 +112,22 @@ def build(session: Session, now: datetime, year: int | None = None) -> Dashboard
     for branch in org.active_branches(session):
         total, late = counts.get(branch.code, (0, 0))
         ok, due = kept.get(branch.code, (0, 0))
+        fact = facts.get(branch.code)
         lines.append(
             BranchStatus(
                 branch.code,
                 branch.name,
-                phases.get(branch.code),
+                fact.phase if fact else None,
                 total,
                 late,
                 ok,
                 due,
                 grades.get(branch.code),
+                position=fact.position if fact else None,
+                status=fact.status if fact else None,
+                classification=(fact.classification if fact else None) or branch.classification,
+                track=fact.track if fact else None,
+                notices=(notices or {}).get(branch.code, 0),
             )
         )
     phase_counts = Counter(line.phase for line in lines if line.phase)

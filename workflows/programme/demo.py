@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from workflows.engine import runner, specs
 from workflows.engine.clock import LOCAL_TZ, Clock, FixedClock
 from workflows.engine.db import transaction
 from workflows.engine.models import ProcessInstance, TaskRecord
-from workflows.programme import catalog, org, units
+from workflows.programme import catalog, obligations, org, units
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "data" / "demo.json"
 FOCUS = {"先进": "示范点", "一般": "同步推进", "软弱": "薄弱攻坚"}
@@ -28,6 +28,14 @@ LAGGING_TRAINING = "WZ01"  # still at training: overdue since the end of phase 1
 LAGGING_SELF_CHECK = "GC01"  # studied, never self-checked: overdue since the end of phase 2
 SHORTFALLS = {"JX01": ["3.1"], "YX01": ["7.2", "8.2"]}
 DEMONSTRATION = ["JG01", "SC01"]
+# Recurring obligations the demo's branches recorded, month by month, except these missed ones (each
+# became a 例行工作 rectification item when its period ended): (branch, obligation, month).
+MISSED_OBLIGATIONS = {
+    ("WZ01", "committee_meeting", 9),
+    ("GC01", "theme_day", 10),
+    ("WZ01", "group_meeting", 10),
+}
+RECORD = {"date": "", "attendees": 9, "topic": "按期开展", "minutes": "会议记录已存档"}
 
 
 def content() -> dict[str, Any]:
@@ -99,6 +107,7 @@ def _organization(session: Session, company: dict[str, Any], now: datetime) -> N
             password=password,
             role=person["role"],
             display_name=person["name"],
+            title=person.get("title"),  # the leadership group's 组长/副组长/成员
             now=now,
             actor=actor,
         )
@@ -213,7 +222,63 @@ def _steps(story: _Story, company: dict[str, Any], year: int) -> list[tuple[date
         "demonstration",
         {"measures": "打造“红色引擎”党建品牌", "exchange_events": [event]},
     )
+    steps += _obligation_steps(story, company, year)
     return sorted(steps, key=lambda each: each[0])
+
+
+def _obligation_steps(story: _Story, company: dict[str, Any], year: int) -> list[tuple[datetime, Callable]]:
+    """Each month the scheduler opens the period's obligations, and on the 25th the branches (and the
+    committee members, for their contact visits) record them, but for the few the demo shows missed."""
+    secretaries = {b["code"]: b["people"][0]["username"] for b in company["branches"]}
+
+    def opened(when: datetime) -> Callable[[], Any]:
+        return lambda: units.generate_occurrences(story.factory, clock=FixedClock(when))
+
+    def recorded(month: int) -> Callable[[], Any]:
+        def record() -> None:
+            units.generate_occurrences(story.factory, clock=story.clock)  # e.g. visits of new contact points
+            with story.factory() as session:
+                ending = session.scalars(
+                    select(obligations.Occurrence).where(
+                        obligations.Occurrence.recorded_at.is_(None),
+                        obligations.Occurrence.period_end >= date(year, month, 1),
+                        obligations.Occurrence.period_end <= date(year, month, 28) + timedelta(days=4),
+                    )
+                ).all()
+                open_tasks = {
+                    t.instance_id: t.id
+                    for t in session.scalars(
+                        select(TaskRecord).where(
+                            TaskRecord.process_id == "obligation", TaskRecord.status == "open"
+                        )
+                    )
+                }
+            for (
+                occurrence
+            ) in ending:  # the periods that end this month: this month's, a quarter's, the year's
+                if occurrence.period_end.month != month:
+                    continue
+                if (occurrence.branch_code, occurrence.obligation, month) in MISSED_OBLIGATIONS:
+                    continue
+                task = open_tasks.get(occurrence.instance_id)
+                if task is None:
+                    continue
+                actor = occurrence.username or secretaries[occurrence.branch_code]
+                data = {**RECORD, "date": date(year, month, 25).isoformat()}
+                runner.complete(story.factory, task, data, actor=actor, clock=story.clock)
+
+        return record
+
+    steps = []
+    for month in range(6, 13):
+        steps.append(
+            (
+                datetime(year, month, 1, 8, 0, tzinfo=LOCAL_TZ),
+                opened(datetime(year, month, 1, 8, 0, tzinfo=LOCAL_TZ)),
+            )
+        )
+        steps.append((datetime(year, month, 25, 16, 0, tzinfo=LOCAL_TZ), recorded(month)))
+    return steps
 
 
 def _catalog_items(story: _Story) -> list[catalog.CatalogItem]:

@@ -76,27 +76,38 @@ def process_view(session: Session, instance_id: int, now: datetime) -> ProcessVi
 
 @dataclass(frozen=True)
 class DossierLine:
-    """One task of a branch: when it was due, when and by whom it was done, and whether on time."""
+    """One task of a branch: when it was due, when and by whom it was done, and whether on time.
+
+    A step that came back under the same deadline (a plan returned, training below 全覆盖, a self-check
+    incomplete) is one task: `task` is its latest round, `rounds` how many times it was opened. A step
+    given a new deadline (a fix sent back) is a new task."""
 
     task: TaskRecord
     on_time: bool | None  # None: no deadline, or still open and not yet due
+    rounds: int = 1
 
 
 def dossier(session: Session, branch: str, now: datetime, limit: int = 2000) -> list[DossierLine]:
-    """Everything the branch was given to do, newest first, with its timeliness."""
+    """Everything the branch was given to do, newest first, with its timeliness (a returned step once)."""
     rows = session.scalars(
         select(TaskRecord)
         .where(TaskRecord.branch == branch)
         .order_by(TaskRecord.created_at.desc(), TaskRecord.id)
         .limit(limit)
     )
+    latest: dict[tuple, TaskRecord] = {}
+    rounds: dict[tuple, int] = {}
+    for task in rows:  # newest first: the first seen of a step is its latest round
+        key = (task.instance_id, task.bpmn_id, task.due_at)
+        latest.setdefault(key, task)
+        rounds[key] = rounds.get(key, 0) + 1
     lines = []
-    for task in rows:
+    for key, task in latest.items():
         if task.due_at is None:
             on_time = None
         elif task.status == "open":
             on_time = False if task.due_at <= now else None
         else:
             on_time = task.completed_at is not None and task.completed_at <= task.due_at
-        lines.append(DossierLine(task, on_time))
+        lines.append(DossierLine(task, on_time, rounds[key]))
     return lines

@@ -17,10 +17,12 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Date, Integer, Select, String, Text, bindparam, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from workflows.engine import audit
 from workflows.engine.clock import LOCAL_TZ, end_of_day
 from workflows.engine.errors import EngineError
 from workflows.engine.models import Base, TaskRecord, UTCDateTime
 from workflows.engine.prepared import Prepared
+from workflows.programme import years
 from workflows.programme.inbox import holder
 
 PROCESS_ID = "rectification"
@@ -50,6 +52,10 @@ class Rectification(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The programme year whose ledger holds the item; an item still open when a year closes moves on to
+    # the next year's ledger (same item, its history kept) and remembers the year it came from.
+    year: Mapped[int | None] = mapped_column(Integer, index=True)
+    carried_from: Mapped[int | None] = mapped_column(Integer)
 
 
 _TABLE = Rectification.__table__
@@ -107,7 +113,36 @@ def project(session: Session, row, workflow, open_steps: set[str], now: datetime
     }
     conn = session.connection()
     if _UPDATE.run(conn, {**values, "row_id": row.id}) == 0:
-        conn.execute(_INSERT, {**values, "instance_id": row.id, "created_at": now})
+        year = years.current_year(session, now)
+        conn.execute(_INSERT, {**values, "instance_id": row.id, "created_at": now, "year": year})
+
+
+def carry_over(session: Session, year: int, *, now: datetime, actor: str) -> list[int]:
+    """Move the items of `year` that are not signed off into the next year's ledger; returns their ids."""
+    ids = list(
+        session.scalars(
+            select(Rectification.instance_id).where(
+                Rectification.year == year, Rectification.status != CLOSED
+            )
+        )
+    )
+    if ids:
+        session.execute(
+            update(_TABLE).where(_TABLE.c.instance_id.in_(ids)).values(year=year + 1, carried_from=year)
+        )
+    for instance_id in ids:
+        audit.append(
+            session,
+            action="item.carried_over",
+            actor=actor,
+            occurred_at=now,
+            instance_id=instance_id,
+            branch=session.scalar(
+                select(Rectification.branch).where(Rectification.instance_id == instance_id)
+            ),
+            data={"from_year": year, "to_year": year + 1},
+        )
+    return ids
 
 
 @dataclass(frozen=True)

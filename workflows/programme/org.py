@@ -29,6 +29,7 @@ ROLES = {
 }
 BRANCH_ROLES = ("secretary", "branch_member", "group_leader", "officer")
 CLASSIFICATIONS = ("先进", "一般", "软弱")
+TITLES = ("组长", "副组长", "成员")  # within the leadership group (role `leader`), in rank order
 
 
 class Branch(Base):
@@ -60,7 +61,7 @@ class PartyGroup(Base):
 
 
 class User(Base):
-    """A person who signs in. `display_name` is what pages show."""
+    """A person who signs in. `display_name` is their name; `shown_name` adds a leadership-group title."""
 
     __tablename__ = "users"
 
@@ -69,6 +70,12 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    title: Mapped[str | None] = mapped_column(String(10))  # 组长 / 副组长 / 成员, leadership group only
+
+    @property
+    def shown_name(self) -> str:
+        """The name pages show: “姓名（组长）” for a titled leadership-group member, else the name."""
+        return f"{self.display_name}（{self.title}）" if self.title else self.display_name
 
 
 class RoleGrant(Base):
@@ -244,17 +251,21 @@ def add_user(
     actor: str,
     branch_code: str | None = None,
     display_name: str | None = None,
+    title: str | None = None,
 ) -> User:
     """Create a person with one role, or grant an existing person one more role.
 
     A new person needs a password that meets the policy. For an existing person a password is not
     needed; one that differs from theirs is refused (it would be ignored): `set_password` changes it.
+    `title` (组长/副组长/成员) is for the leadership group (role `leader`) only; given again for a
+    person who already has that role, it changes their title.
     """
     username = username.strip()
     if not username:
         raise InvalidInput("用户名不能为空")
     if role not in ROLES:
         raise InvalidInput(f"未知角色 {role}，可选：{', '.join(ROLES)}")
+    _check_title(role, title)
     if role in BRANCH_ROLES and not branch_code:
         raise InvalidInput(f"角色 {role}（{ROLES[role]}）须用 --branch 指定所在党支部")
     if role not in BRANCH_ROLES and branch_code:
@@ -272,6 +283,7 @@ def add_user(
             password_hash=passwords.hashed(password),
             active=True,
             created_at=now,
+            title=title,
         )
         session.add(user)
         session.flush()  # the grant below references this row; there is no relationship to order them
@@ -284,18 +296,53 @@ def add_user(
             RoleGrant.username == username, RoleGrant.role == role, RoleGrant.branch_code == branch_code
         )
     ):
-        raise Conflict(f"用户 {username} 已有该角色")
+        if title is None or title == user.title:
+            raise Conflict(f"用户 {username} 已有该角色")
+        return set_title(session, username, title, now=now, actor=actor)
+    elif title is not None:
+        user.title = title
     session.add(RoleGrant(username=username, role=role, branch_code=branch_code))
     session.flush()
-    _audit(
-        session,
-        "org.role_granted",
-        actor,
-        now,
-        branch=branch_code,
-        data={"username": username, "role": role, "branch": branch_code},
-    )
+    data = {"username": username, "role": role, "branch": branch_code}
+    if title is not None:
+        data["title"] = title
+    _audit(session, "org.role_granted", actor, now, branch=branch_code, data=data)
     return user
+
+
+def _check_title(role: str, title: str | None) -> None:
+    if title is None:
+        return
+    if role != "leader":
+        raise InvalidInput(f"职务“{title}”只用于{ROLES['leader']}成员（角色 leader），不能用于{ROLES[role]}")
+    if title not in TITLES:
+        raise InvalidInput(f"{ROLES['leader']}职务应为 {'/'.join(TITLES)} 之一，不能是“{title}”")
+
+
+def set_title(session: Session, username: str, title: str, *, now: datetime, actor: str) -> User:
+    """Change the title (组长/副组长/成员) of a member of the leadership group."""
+    _check_title("leader", title)
+    found = user(session, username)
+    if ("leader", None) not in grants(session, username):
+        raise InvalidInput(f"用户 {username} 不是{ROLES['leader']}成员，不能设置职务")
+    before, found.title = found.title, title
+    session.flush()
+    _audit(
+        session, "org.title_set", actor, now, data={"username": username, "title": title, "before": before}
+    )
+    return found
+
+
+def leadership_group(session: Session) -> list[User]:
+    """The active members of the leadership group: 组长 first, then 副组长, 成员, untitled; by username."""
+    members = session.scalars(
+        select(User)
+        .join(RoleGrant, RoleGrant.username == User.username)
+        .where(RoleGrant.role == "leader", User.active.is_(True))
+        .distinct()
+    )
+    rank = {title: n for n, title in enumerate(TITLES)}
+    return sorted(members, key=lambda u: (rank.get(u.title or "", len(TITLES)), u.username))
 
 
 def user(session: Session, username: str) -> User:

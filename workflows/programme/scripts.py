@@ -12,7 +12,7 @@ from typing import Any
 
 from workflows.engine import audit
 from workflows.engine.spiff import current_step
-from workflows.programme import catalog, dashboard, obligations, org, spotcheck
+from workflows.programme import catalog, obligations, org, spotcheck
 
 PHASES = ("phase1", "phase2", "phase3", "phase4")
 TRAINING_ROLES = org.BRANCH_ROLES  # secretary, committee members, group leaders, officers: 全覆盖
@@ -40,7 +40,14 @@ def training_coverage(branch: str, trained: list[str]) -> dict[str, Any]:
     required = org.people_of(current_step().session, branch, TRAINING_ROLES)
     missing = [name for name in required if name not in set(trained)]
     percent = 100 if not required else round(100 * (len(required) - len(missing)) / len(required))
-    return {"required": required, "missing": missing, "percent": percent, "complete": not missing}
+    why = f"培训尚未全覆盖（{percent}%），未参训：{'、'.join(missing)}。请组织补训后在参训人员中补充填写。"
+    return {
+        "required": required,
+        "missing": missing,
+        "percent": percent,
+        "complete": not missing,
+        "why": why if missing else "",
+    }
 
 
 def catalog_checklist() -> dict[str, Any]:
@@ -76,7 +83,10 @@ def review_self_check(
     missing = [code for code in by_code if code not in answered]
     unknown = [r["code"] for r in results if r["code"] not in by_code]
     if missing:
-        return {"missing": missing, "unknown": unknown, "shortfalls": [], "rectifications": []}
+        why = (
+            f"尚有 {len(missing)} 个条目未自查：{'、'.join(missing[:20])}。已填写的已保留，请补充后再次提交。"
+        )
+        return {"missing": missing, "unknown": unknown, "shortfalls": [], "rectifications": [], "why": why}
     shortfalls = [code for code, r in answered.items() if not r["met"]]
     items = [
         {
@@ -91,6 +101,7 @@ def review_self_check(
         "unknown": unknown,
         "shortfalls": shortfalls,
         "rectifications": start_rectifications(branch, "自查", items),
+        "why": "",
     }
 
 
@@ -102,51 +113,6 @@ def start_task_items(branch: str, items: list[dict[str, Any]]) -> list[int]:
 def is_demonstration(branch: str) -> bool:
     """Whether the office picked this branch as a demonstration branch (示范点)."""
     return bool(org.branch(current_step().session, branch).demonstration)
-
-
-def grade_branch(
-    checklist: dict[str, Any], scores: list[dict[str, Any]], vetoed: list[str], year: int | None = None
-) -> dict[str, Any]:
-    """Total and grade of an acceptance (kept for the dashboard); `missing` lists items not scored."""
-    by_code = {score["code"]: float(score["score"]) for score in scores}
-    missing = [item["code"] for item in checklist["items"] if item["code"] not in by_code]
-    step = current_step()
-    outcome = catalog.grade(step.session, checklist["catalog_id"], by_code, vetoed)
-    data = step.instance
-    if not missing and data.branch and isinstance(data.title, str) and data.title[:4].isdigit():
-        year = int(data.title[:4])  # branch programmes are titled "<year>年度…"
-        dashboard.record_grade(
-            step.session, year, data.branch, outcome.total, outcome.grade, step.clock.now()
-        )
-    return {
-        "missing": missing,
-        "total": outcome.total,
-        "grade": outcome.grade,
-        "passed": outcome.passed and not missing,
-        "vetoed": outcome.vetoed,
-    }
-
-
-def set_classification(
-    classifications: list[dict[str, str]], contacts: list[dict[str, str]]
-) -> dict[str, Any]:
-    """Record each branch's classification and the committee members' contact branches."""
-    step = current_step()
-    now = step.clock.now()
-    for row in classifications:
-        org.classify(step.session, row["branch"], row["classification"], now=now, actor=step.actor)
-    added = 0
-    for row in contacts:
-        if row["branch"] not in org.contact_branches(step.session, row["username"]):
-            org.add_contact(step.session, row["username"], row["branch"], now=now, actor=step.actor)
-            added += 1
-    return {"classified": len(classifications), "contacts_added": added}
-
-
-def set_demonstration(branches: list[str]) -> list[str]:
-    """Make exactly these branches the demonstration branches."""
-    step = current_step()
-    return org.set_demonstration(step.session, branches, now=step.clock.now(), actor=step.actor)
 
 
 def draw_spot_check(kind: str, count: int) -> dict[str, Any]:
@@ -186,9 +152,6 @@ FUNCTIONS = (
     review_self_check,
     start_task_items,
     is_demonstration,
-    grade_branch,
-    set_classification,
-    set_demonstration,
     draw_spot_check,
     mark_occurrence_recorded,
 )

@@ -1,7 +1,9 @@
-"""Units of work of the programme: starting a year's programme, creating the current obligations.
+"""Units of work of the programme: starting a year's programme, creating the obligations due, starting
+the scheduled spot checks.
 
-Like `workflows.engine.runner`, each function owns its transactions (one per instance started): a
-failure is rolled back and audited there, and never undoes the other occurrences.
+Like `workflows.engine.runner`, each function owns its transactions (one per occurrence or scheduled
+check): a failure is rolled back and audited there, and never undoes the others. Several schedulers may
+run them at once: a unique key decides who creates what, and the other skips it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from workflows.engine.clock import LOCAL_TZ, Clock
 from workflows.engine.errors import EngineError, InvalidInput
 from workflows.engine.models import InstanceRow
 from workflows.engine.runner import run_step, start
-from workflows.programme import obligations
+from workflows.programme import obligations, spotcheck
 
 
 def programme_data(year: int, deadlines: list[str] | None = None) -> dict[str, Any]:
@@ -38,7 +40,10 @@ def start_programme(
 def generate_occurrences(
     factory: sessionmaker[Session], *, clock: Clock, actor: str = "system:scheduler"
 ) -> int:
-    """Start the recurring obligations of the current periods that are missing, one transaction each."""
+    """Start the recurring obligations due by today that are missing, one transaction each.
+
+    Periods missed while no scheduler ran are made up (see `obligations.pending`); one already past its
+    deadline becomes a missed occurrence, and a rectification item, at the next timer sweep."""
     with factory() as session:
         todo = obligations.pending(session, clock.now().astimezone(LOCAL_TZ).date())
     created = 0
@@ -56,3 +61,28 @@ def generate_occurrences(
             continue
         created += 1
     return created
+
+
+def start_scheduled_spot_checks(
+    factory: sessionmaker[Session], *, clock: Clock, actor: str = "system:scheduler"
+) -> int:
+    """Start the scheduled spot checks (定期抽查) whose date has come, each once; return how many."""
+    with factory() as session:
+        todo = spotcheck.due(session, clock.now().astimezone(LOCAL_TZ).date())
+    started = 0
+    for check in todo:
+        context = {"action": "spotcheck.scheduled", "year": check.year, "entry": check.entry}
+        try:
+            run_step(
+                factory,
+                lambda session, c=check: spotcheck.start_scheduled(session, c, actor=actor, clock=clock),
+                clock=clock,
+                actor=actor,
+                context=context,
+            )
+        except IntegrityError:  # another scheduler started it first: the primary key decides
+            continue
+        except EngineError:  # audited as step.failed; the next run tries again
+            continue
+        started += 1
+    return started

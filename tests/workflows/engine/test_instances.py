@@ -154,7 +154,7 @@ def test_started_without_data_begins_with_registration(driver):
     assert err.value.errors == {
         "description": "请填写“问题描述”",
         "title": "请填写“问题标题”",
-        "source": "请从以下选项中选择：自查、督查抽查、考核验收、意见反馈、其他",
+        "source": "请从以下选项中选择：自查、督查抽查、考核验收、意见反馈、例行工作、其他",
     }
     driver.complete(register.id, REGISTERED)
     assert driver.only_task(iid).bpmn_id == "assign"

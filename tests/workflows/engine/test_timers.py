@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import event, text
 
 from tests.support import ASSIGNED, REGISTERED, Driver, deploy_timer_process
-from workflows.engine import interventions, runner, timers
+from workflows.engine import interventions, runner, specs, timers
 from workflows.engine.clock import LOCAL_TZ
 from workflows.engine.db import transaction
 
@@ -109,3 +110,51 @@ def test_a_failing_timer_backs_off_then_parks_and_can_be_retried(db_url, factory
     assert runner.sweep(factory, clock=clock).failed == {iid: healthy.instance(iid).timer_error}
     assert healthy.instance(iid).timer_failures == 1
     healthy.close()
+
+
+DIAGRAMS = Path(__file__).parent / "diagrams"
+
+
+@pytest.mark.parametrize("mode", ["straight", "restored"])
+def test_timers_in_subprocesses_and_multiple_boundary_events_are_indexed_and_fire(
+    mode, db_url, factory, clock, tmp_path
+):
+    (tmp_path / "forms").mkdir()
+    with transaction(factory) as session:
+        specs.deploy_all(session, now=clock.now(), actor="t", bpmn_dir=DIAGRAMS, forms_dir=tmp_path / "forms")
+    driver = Driver(db_url, clock, mode)
+    nested = driver.start({}, process="timer_in_subprocess")
+    bounded = driver.start({}, process="timer_or_message_boundary")
+    assert driver.instance(nested).next_due_at == datetime(2026, 11, 25, tzinfo=LOCAL_TZ)
+    assert driver.instance(bounded).next_due_at == datetime(2026, 11, 26, tzinfo=LOCAL_TZ)
+    assert driver.mismatches() == []
+    clock.set(datetime(2026, 11, 25, 0, 0, 1, tzinfo=LOCAL_TZ))
+    assert driver.tick() == 1
+    assert driver.only_task(nested).bpmn_id == "after_inner"
+    assert driver.only_task(bounded).bpmn_id == "work"
+    clock.set(datetime(2026, 11, 26, 0, 0, 1, tzinfo=LOCAL_TZ))
+    assert driver.tick() == 1  # the boundary's timer interrupts the task
+    assert driver.only_task(bounded).bpmn_id == "cut_off"
+    assert driver.tick() == 0
+    assert [e.bpmn_id for e in driver.events(nested) if e.action == "timer.fired"] == ["inner_wait"]
+    assert driver.mismatches() == []
+    driver.close()
+
+
+@pytest.mark.parametrize("mode", ["straight", "restored"])
+def test_a_timer_already_due_when_its_task_opens_fires_in_that_step(mode, db_url, factory, clock, tmp_path):
+    """Spiff's last timer refresh of a step can make an overdue boundary event ready without running it;
+    the step runs the engine until nothing is left ready, so such a timer fires at once, and is never
+    left ready with nothing in the index to sweep it."""
+    (tmp_path / "forms").mkdir()
+    with transaction(factory) as session:
+        specs.deploy_all(session, now=clock.now(), actor="t", bpmn_dir=DIAGRAMS, forms_dir=tmp_path / "forms")
+    driver = Driver(db_url, clock, mode)
+    late = driver.start({}, process="already_due_boundary")
+    assert [e.bpmn_id for e in driver.events(late) if e.action == "timer.fired"] == ["already_due"]
+    task = driver.only_task(late)
+    assert task.bpmn_id == "late_task" and task.escalation_level == 1
+    assert driver.task_data(task.id).get("noted_late") is None  # the side path ran on its own token
+    assert driver.instance(late).next_due_at is None and driver.tick() == 0
+    assert driver.mismatches() == []
+    driver.close()

@@ -1,5 +1,7 @@
 """BPMN messages between instances: `messages` (thrown, pending until delivered) and `message_waits`
-(what each instance waits for now). No instance before this revision sent or awaited a message.
+(what each instance waits for now). No message was sent before this revision; the message index is
+derived from each running workflow (as `zhibu check` derives it), so it is built here for the instances
+already running, whose diagrams may await messages.
 
 Revision ID: 0004
 Revises: 0003
@@ -53,6 +55,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("message_waits", schema=None) as batch_op:
         batch_op.create_index("ix_message_waits_route", ["name", "correlation_hash"], unique=False)
+    _index_running_instances()
+
+
+def _index_running_instances() -> None:
+    from sqlalchemy.orm import Session
+
+    from workflows.engine import instances, messages
+
+    session = Session(bind=op.get_bind())
+    table = instances.ProcessInstance.__table__
+    for found in session.execute(sa.select(*table.c).where(table.c.status == "running")).mappings().all():
+        loaded = instances.restore(session, instances.instance_row(found))
+        messages.sync_waits(session, found["id"], {}, messages.scan(loaded.workflow), found["updated_at"])
+    session.flush()
 
 
 def downgrade() -> None:
