@@ -86,7 +86,7 @@ def _scalar(kind: str, raw: str) -> Any:
         # "1e999" is inf and "nan" compares false with every bound: kept as text, the schema refuses it
         return number if math.isfinite(number) else text
     if kind == "yesno":
-        return {"true": True, "false": False}.get(text, text)
+        return {"true": True, "false": False, "是": True, "否": False}.get(text.lower(), text)
     return raw if kind == "textarea" else text
 
 
@@ -126,6 +126,14 @@ def _row_count(posted: dict[str, str], name: str) -> int:
     return max(numbers) + 1 if numbers else 0
 
 
+def _row_shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's cells as the inputs show them (是/否 as true/false, nothing as blank); `_label` kept."""
+    return {
+        key: ("true" if value else "false") if isinstance(value, bool) else ("" if value is None else value)
+        for key, value in row.items()
+    }
+
+
 def values(
     data: dict[str, Any] | None, schema: dict[str, Any] | None, today: date | None = None
 ) -> dict[str, Any]:
@@ -150,8 +158,10 @@ def values(
         if item.kind == "lines":
             shown[item.name] = "\n".join(str(v) for v in value) if isinstance(value, list) else ""
         elif item.kind == "rows":
-            rows = [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
-            shown[item.name] = rows + [{} for _ in range(BLANK_ROWS)]
+            rows = [_row_shown(r) for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+            # a checklist the process laid out (rows labelled with `_label`) is complete: no blank rows
+            blank = 0 if rows and all("_label" in r for r in rows) else BLANK_ROWS
+            shown[item.name] = rows + [{} for _ in range(blank)]
         elif isinstance(value, bool):
             shown[item.name] = "true" if value else "false"
         else:

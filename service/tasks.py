@@ -196,6 +196,10 @@ def complete(task_id: str):
     except ZhibuError as exc:
         db().rollback()
         abort(status_of(exc), exc.message)
+    back = actions.came_back(db(), done)
+    if back is not None:  # a check sent the step back: say so, and open it again
+        flash(f"未通过核对，已退回：{back[1]}", "warning")
+        return redirect(url_for("tasks.task_page", task_id=back[0].id))
     flash(f"已提交：{done.title}")
     return redirect(url_for("tasks.inbox_page"))
 

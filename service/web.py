@@ -48,7 +48,13 @@ def abandon() -> None:
     g.abandoned = True
     user = g.get("user")
     try:
-        g.user = SimpleNamespace(username=user.username, display_name=user.display_name) if user else None
+        g.user = (
+            SimpleNamespace(
+                username=user.username, display_name=user.display_name, shown_name=user.shown_name
+            )
+            if user
+            else None
+        )
     except Exception:  # noqa: BLE001 - attributes not loaded: show the page as signed out
         g.user = None
     session = g.get("db")

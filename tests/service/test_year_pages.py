@@ -100,13 +100,23 @@ def test_a_returned_step_says_why_keeps_its_entries_and_is_told_once(year, db_ur
     c.do("office1", "review_plan", {"approved": True}, "B1")
     clock.set(_at(2026, 8, 3, 9, 0))  # past the phase-1 deadline: training is late when it comes back
     driver.tick()
-    session_row = {"sessions": [{"date": "2026-08-03", "topic": "学习标准化手册"}]}
-    c.do(
-        "sec_B1", "training", {**session_row, "trained": ["mem_B1", "grp_B1", "off_B1"]}
-    )  # forgets the secretary
     app = app_for(db_url, clock)
+    client = signed_in(app.test_client(), "sec_B1")
+    first = c.task("sec_B1", "training")
+    page = client.get(f"/tasks/{first.id}").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    posted = {  # through the page, as the secretary does: forgets to list herself
+        "csrf_token": token,
+        "sessions.present": "1",
+        "sessions.0.date": "2026-08-03",
+        "sessions.0.topic": "学习标准化手册",
+        "trained": "mem_B1\ngrp_B1\noff_B1",
+    }
+    response = client.post(f"/tasks/{first.id}", data=posted)
     again = c.task("sec_B1", "training")
-    text = signed_in(app.test_client(), "sec_B1").get(f"/tasks/{again.id}").get_data(as_text=True)
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/tasks/{again.id}")
+    text = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "未通过核对，已退回：培训尚未全覆盖（75%），未参训：sec_B1" in text  # not "已提交"
     assert "培训尚未全覆盖（75%），未参训：sec_B1" in text  # why, at the top
     assert "支部书记、支部委员、党小组长、党务干事全部参加" in text  # the instructions name who is checked
     assert ">mem_B1\ngrp_B1\noff_B1</textarea>" in text  # what was entered is kept

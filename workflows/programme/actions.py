@@ -42,6 +42,22 @@ def visible_task(session: Session, username: str, task_id: str) -> TaskRecord:
     return record
 
 
+def came_back(session: Session, done: instances.CompletedTask) -> tuple[TaskRecord, str] | None:
+    """The same step opened again by the completion (a check sent it back), and why; else None."""
+    again = session.scalars(
+        select(TaskRecord).where(
+            TaskRecord.instance_id == done.instance_id,
+            TaskRecord.bpmn_id == done.bpmn_id,
+            TaskRecord.status == "open",
+        )
+    ).first()
+    if again is None:
+        return None
+    returned = details.task_details(session, again)["data"].get("returned")
+    why = returned.get("why") if isinstance(returned, dict) and returned.get("step") == again.bpmn_id else ""
+    return again, why or "请按提示修改后再次提交"
+
+
 def complete_as(
     session: Session, username: str, task_id: str, data: dict[str, Any] | None, *, clock: Clock
 ) -> instances.CompletedTask:

@@ -76,8 +76,13 @@ def unfinished_phase_steps(checklist: dict[str, Any]) -> dict[str, Any]:
     items = sorted({code for entry in unfinished for code in entry["items"] if code in known})
     why = ""
     if unfinished:
-        why = "阶段任务未完成，对应条目计为不达标：" + "、".join(e["name"] for e in unfinished)
-        why += f"（条目 {'、'.join(items)}）" if items else ""
+        parts = [
+            f"「{e['name']}」→ 条目 {'、'.join(c for c in e['items'] if c in known)}"
+            if any(c in known for c in e["items"])
+            else f"「{e['name']}」"
+            for e in unfinished
+        ]
+        why = "阶段任务未完成，对应条目计为不达标（0 分）：" + "；".join(parts)
     return {"steps": [e["step"] for e in unfinished], "items": items, "why": why}
 
 
@@ -158,12 +163,43 @@ def corrective_rows(checklist: dict[str, Any], result: dict[str, Any]) -> list[d
     ]
 
 
+def _label(item: dict[str, Any]) -> str:
+    return f"{item['code']} {item['text']}（{item['points']:g} 分）"
+
+
+def check_rows(checklist: dict[str, Any]) -> list[dict[str, Any]]:
+    """One self-check row per catalog item, labelled with the item (what the secretary answers)."""
+    return [
+        {"code": item["code"], "met": None, "note": "", "_label": _label(item)} for item in checklist["items"]
+    ]
+
+
+def score_rows(checklist: dict[str, Any], unfinished: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One acceptance row per catalog item; the items of unfinished phase steps already at 0, saying why."""
+    forced = set((unfinished or {}).get("items", []))
+    return [
+        {
+            "code": item["code"],
+            "score": 0 if item["code"] in forced else None,
+            "note": "阶段任务未完成" if item["code"] in forced else "",
+            "_label": _label(item),
+        }
+        for item in checklist["items"]
+    ]
+
+
 def recheck_rows(checklist: dict[str, Any], scores: list[dict[str, Any]], result: dict[str, Any]) -> list:
     """The rows a 复验 form starts from: each item that lost points, with the score it has now."""
     now = {score["code"]: score["score"] for score in scores}
     forced = set(result.get("forced", []))
+    by_code = {item["code"]: item for item in checklist["items"]}
     return [
-        {"code": code, "score": 0 if code in forced else now.get(code, 0), "note": ""}
+        {
+            "code": code,
+            "score": 0 if code in forced else now.get(code, 0),
+            "note": "",
+            "_label": _label(by_code[code]) if code in by_code else code,
+        }
         for code in result.get("failed_items", [])
     ]
 
@@ -377,6 +413,8 @@ FUNCTIONS = (
     grade_branch,
     regrade_branch,
     corrective_rows,
+    check_rows,
+    score_rows,
     recheck_rows,
     branch_report,
     start_corrective_items,

@@ -150,7 +150,7 @@ def test_every_branch_is_assessed_corrected_and_the_year_closes_only_then(mode, 
     ]
     assert unfinished["P2"]["steps"] == ["study", "self_check", "rules_review"]
     assert unfinished["P2"]["items"] == ["5.1", "8.2", "9.3"]
-    assert "阶段任务未完成，对应条目计为不达标：学标议标、明确方向" in unfinished["P2"]["why"]
+    assert "「学标议标、明确方向」→ 条目 5.1；「广泛自查、逐项对标」→ 条目 8.2" in unfinished["P2"]["why"]
 
     # ---- acceptance in January: ON passes; P1, P2 lose their unfinished items; FA fails outright
     c.do("office1", "acceptance", {**ACCEPT, "scores": _scores(1.0)}, "ON")
