@@ -107,7 +107,7 @@ def _place(nodes, attached, flows, lanes, lane_of, top):
         per_task[host] += 1
     for host, count in per_task.items():  # widen a task so its boundary events sit side by side
         tag, (w, h) = nodes[host]
-        nodes[host] = (tag, (max(w, 40 * count + 30), h))
+        nodes[host] = (tag, (max(w, 46 * count + 30), h))
     column = max(COLUMN, max((w for _, (w, _h) in nodes.values()), default=0) + 40)
     rank = _ranks(nodes, flows, attached)
     slots: dict[tuple[str, int], int] = defaultdict(int)
@@ -137,7 +137,7 @@ def _place(nodes, attached, flows, lanes, lane_of, top):
         hx, hy, hw, hh = bounds[host]
         offset = per_host[host]
         per_host[host] += 1
-        bounds[boundary] = (hx + 15 + offset * 40, hy + hh - 18, 36, 36)
+        bounds[boundary] = (hx + 15 + offset * 46, hy + hh - 18, 36, 36)
     width = LEFT + (max(rank.values(), default=0) + 1) * column + 40
     return bounds, lane_top, lane_rows, top, width
 

@@ -7,6 +7,7 @@ An event stores ids (`assign`) and submitted data (`{"responsible": "zhangsan"}`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflows.engine import audit, specs
+from workflows.engine.clock import LOCAL_TZ
 from workflows.engine.models import AuditEvent, SpecVersion
 
 
@@ -59,10 +61,27 @@ def _value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _local(instant: Any) -> str:
+    """An ISO instant as people read it: Beijing time to the minute."""
+    if not isinstance(instant, str):
+        return "—"
+    try:
+        return datetime.fromisoformat(instant).astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return instant
+
+
+_CORRELATION_WORDS = {"year": "年度", "branch": "党支部"}
+
+
 def _message_text(action: str, payload: dict[str, Any]) -> str:
     name = payload.get("name", "")
     correlated = (payload.get("correlations") or {}).values()
-    keys = "，".join(f"{k} {_value(v)}" for values in correlated for k, v in values.items())
+    keys = "，".join(
+        f"{_CORRELATION_WORDS.get(k.rsplit('_', 1)[-1], k)} {_value(v)}"
+        for values in correlated
+        for k, v in values.items()
+    )
     about = f"（{keys}）" if keys else ""
     if action == "message.received":
         return f"收到流程实例 {payload.get('from_instance')} 的消息“{name}”{about}"
@@ -87,6 +106,10 @@ def describe(found: Labels, event: AuditEvent, limit: int = 300) -> str:
         text = f"致 {_value(payload.get('to'))}：{payload.get('title', '')}"
     elif event.action.startswith("message."):
         text = _message_text(event.action, payload)
+    elif event.action == "timer.fired":
+        text = f"{payload.get('timer', '')}（到期时间 {_local(payload.get('due_at'))}）"
+    elif event.action == "notice.filed":
+        text = str(payload.get("text", ""))
     elif event.action in ("task.cancelled", "task.claimed", "task.unclaimed", "task.reassigned"):
         text = _value(payload.get("title") or payload.get("to") or "")
     else:
