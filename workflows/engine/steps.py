@@ -97,7 +97,9 @@ def start(
     deployed = specs.as_deployed(version)
     schema = deployed.form_schema(start_form(deployed))
     if data is not None and schema is not None:  # even {}: a start form given empty is still checked
-        _checked(session, schema, data, data.get("branch") if isinstance(data, dict) else None, clock.now())
+        branch = data.get("branch") if isinstance(data, dict) else None
+        # the branch names whose people a person field may name; a malformed one is the schema's to refuse
+        _checked(session, schema, data, branch if isinstance(branch, str) else None, clock.now())
     elif data is not None and not isinstance(data, dict):
         raise InvalidInput("启动数据应为 JSON 对象")
     now = clock.now()
