@@ -252,7 +252,13 @@ def exchange(
             if waits and budget[0] > 0:
                 for message in messages.pending_for(session, waits):
                     loaded.rebase()
-                    if _receive(session, loaded, message, clock, now):
+                    try:
+                        with session.begin_nested():
+                            received = _receive(session, loaded, message, clock, now)
+                    except EngineError as exc:  # its own step stands; the message waits for the scheduler
+                        _failed(session, loaded.row.id, message, exc, now)
+                        return  # the in-memory workflow is half-advanced: nothing more of it
+                    if received:
                         budget[0] -= 1
                         took = True
                         break  # what it waits for may have changed: look again
@@ -274,14 +280,33 @@ def _route(session: Session, message: dict[str, Any], clock: Clock, now: datetim
     ):
         if receiver_id in busy:
             continue  # mid-step here: it takes its pending messages after its own save
-        target = load(session, receiver_id, skip_locked=True)
-        if target is None:
-            continue  # another step holds it: that step or the scheduler delivers later
-        if _receive(session, target, message, clock, now):
-            budget[0] -= 1
-            exchange(session, target, clock, now, budget)
-            return True
+        try:
+            # A receiver that fails never undoes the sender's step: its part rolls back to here.
+            with session.begin_nested():
+                target = load(session, receiver_id, skip_locked=True)
+                if target is None:
+                    continue  # another step holds it: that step or the scheduler delivers later
+                if not _receive(session, target, message, clock, now):
+                    continue
+                budget[0] -= 1
+                exchange(session, target, clock, now, budget)
+                return True
+        except EngineError as exc:
+            _failed(session, receiver_id, message, exc, now)
+            return False  # pending: the scheduler retries it (and counts the attempts)
     return False
+
+
+def _failed(session: Session, receiver_id: int, message: dict[str, Any], error: EngineError, now) -> None:
+    """Audit a delivery whose receiver failed (rolled back to before it); the message stays pending."""
+    audit.append(
+        session,
+        action="step.failed",
+        actor=MESSAGE_ACTOR,
+        occurred_at=now,
+        instance_id=receiver_id,
+        data={"action": "message.deliver", "message_id": message["id"], "error": error.message},
+    )
 
 
 def _receive(session: Session, target: Loaded, message: dict[str, Any], clock: Clock, now: datetime) -> bool:

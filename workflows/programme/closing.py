@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from workflows.engine import steps
 from workflows.engine.clock import Clock
 from workflows.engine.errors import Conflict, NotFound
 from workflows.engine.runner import run_step
-from workflows.programme import years
+from workflows.programme import coordination, ledger, years
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,17 @@ def close_programme(
         years.refuse_closed(row)
         steps.start(session, "year_close", {"year": year, "reason": reason}, actor=actor, clock=clock)
         session.refresh(row)
-        outcome = years.closing_outcome(session, year)
-        return Closed(year, row.closed_at is not None, outcome["carried"], outcome["ended"])
+        carried = session.scalar(
+            select(func.count())
+            .select_from(ledger.Rectification)
+            .where(ledger.Rectification.carried_from == year)
+        )
+        ended = session.scalar(
+            select(func.count())
+            .select_from(coordination.BranchYear)
+            .where(coordination.BranchYear.year == year, coordination.BranchYear.end_state.is_not(None))
+        )
+        return Closed(year, row.closed_at is not None, carried or 0, ended or 0)
 
     if not reason.strip():
         raise Conflict("请写明结束年度的理由")

@@ -15,10 +15,9 @@ from sqlalchemy import ForeignKey, Integer, String, Text, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from workflows.engine import audit
 from workflows.engine.clock import LOCAL_TZ
 from workflows.engine.errors import Conflict, NotFound
-from workflows.engine.models import AuditEvent, Base, InstanceRow, UTCDateTime
+from workflows.engine.models import Base, InstanceRow, UTCDateTime
 from workflows.programme import catalog
 
 PROCESS_ID = "programme"
@@ -86,23 +85,6 @@ def close(session: Session, year: int, *, reason: str, now: datetime, actor: str
     row.closed_at, row.closed_by, row.close_reason = now, actor, reason
     session.flush()
     return row
-
-
-def closing_outcome(session: Session, year: int) -> dict[str, int]:
-    """How many items the closing of a year carried over and how many branch programmes it ended."""
-    events = session.scalars(
-        select(AuditEvent).where(AuditEvent.action.in_(("programme.year_closed", "programme.branch_ended")))
-    )
-    carried = ended = 0
-    for event in events:
-        data = audit.decoded(event)
-        if data.get("year") != year:
-            continue
-        if event.action == "programme.year_closed":
-            carried = len(data.get("carried_items") or [])
-        else:
-            ended += 1
-    return {"carried": carried, "ended": ended}
 
 
 def _year_of(workflow: BpmnWorkflow) -> int | None:

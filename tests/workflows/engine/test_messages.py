@@ -167,6 +167,25 @@ def test_an_event_subprocess_takes_every_message_while_the_process_runs(mode, db
     driver.close()
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_receiver_that_fails_never_undoes_the_senders_step(mode, db_url, relay, clock):
+    driver = Driver(db_url, clock, mode)
+    fragile = driver.start({"year": 2026, "branch": "B1"}, process="relay_fragile")
+    sender = _send(driver, note="出错也要送达")  # the sender's step commits all the same
+    assert driver.instance(sender).status == "completed"
+    assert _actions(driver, sender) == ["message.sent"]
+    [message] = _messages(driver)
+    assert message.status == "pending"
+    [failed] = [e for e in driver.events(fragile) if e.action == "step.failed"]
+    assert "ZeroDivisionError" in failed.data and f'"message_id":{message.id}' in failed.data
+    assert _actions(driver, fragile) == []  # nothing of the failed delivery stayed
+    assert runner.deliver_messages(driver.factory(), clock=clock) == 0  # retried, failed again, counted
+    with driver.factory()() as session:
+        assert session.get(Message, message.id).attempts == 1
+    assert driver.mismatches() == [] and driver.verify().ok
+    driver.close()
+
+
 def test_check_flags_a_waiting_timer_missing_from_the_index(db_url, relay, clock):
     driver = Driver(db_url, clock, "straight")
     receiver = _receiver(driver)
